@@ -1,0 +1,146 @@
+"""Build use cases shared by the API and the command line: create, find, list, cancel, rebuild.
+
+Functions add and flush; the caller (request or task) owns the session and commits.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from core.auth import Caller
+from core.db import utcnow
+from core.errors import BuildDoesNotExist, BuildIsTerminal, InvalidOption
+from core.ids import new_build_id
+from core.models import Build, BuildEvent
+from core.options import BuildOptions
+from core.sources import StoredSource
+from core.status import BuildStatus
+from core.transitions import transition
+
+MAX_PAGE = 100
+
+
+def default_tag(build_id: str) -> str:
+    return f"imagebuilder/{build_id.lower()}:latest"
+
+
+def create_build(
+    session: Session,
+    *,
+    caller: Caller,
+    source: StoredSource,
+    options: BuildOptions,
+    rebuild_of: str | None = None,
+) -> Build:
+    build_id = new_build_id()
+    now = utcnow()
+    build = Build(
+        id=build_id,
+        owner=caller.owner,
+        status=BuildStatus.QUEUED,
+        created_at=now,
+        updated_at=now,
+        source_filename=source.filename,
+        source_size_bytes=source.size_bytes,
+        source_sha256=source.sha256,
+        source_files=source.files,
+        options=options.model_dump(),
+        image_tag=options.tag or default_tag(build_id),
+        rebuild_of=rebuild_of,
+    )
+    session.add(build)
+    session.add(BuildEvent(build_id=build_id, at=now, status=BuildStatus.QUEUED))
+    session.flush()
+    return build
+
+
+def get_build(session: Session, build_id: str, caller: Caller, *, with_events: bool = False) -> Build:
+    """The build if the caller may see it; otherwise exactly as if it did not exist."""
+    query = select(Build).where(Build.id == build_id)
+    if with_events:
+        query = query.options(selectinload(Build.events))
+    build = session.scalars(query).one_or_none()
+    if build is None or not caller.can_see(build.owner):
+        raise BuildDoesNotExist(build_id)
+    return build
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Build]
+    next_cursor: str | None
+
+
+def encode_cursor(build_id: str) -> str:
+    return base64.urlsafe_b64encode(build_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidOption("cursor is not one this service returned") from exc
+    if not value.startswith("b_"):
+        raise InvalidOption("cursor is not one this service returned")
+    return value
+
+
+def list_builds(
+    session: Session,
+    caller: Caller,
+    *,
+    status: BuildStatus | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> Page:
+    """The caller's builds, newest first (ids sort by creation time)."""
+    query = select(Build).options(selectinload(Build.events)).order_by(Build.id.desc())
+    if not caller.admin:
+        query = query.where(Build.owner == caller.owner)
+    if status is not None:
+        query = query.where(Build.status == status)
+    if cursor is not None:
+        query = query.where(Build.id < decode_cursor(cursor))
+    rows = session.scalars(query.limit(limit + 1)).all()
+    items = rows[:limit]
+    more = len(rows) > limit
+    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+def request_cancel(session: Session, build: Build) -> None:
+    """Cancel a queued build at once; ask the worker of a running one to stop it."""
+    if build.status.terminal:
+        raise BuildIsTerminal(f"Build {build.id} already ended as {build.status}.")
+    if transition(
+        session,
+        build.id,
+        BuildStatus.CANCELLED,
+        only_from=frozenset({BuildStatus.QUEUED}),
+        message="cancelled before it started",
+    ):
+        return
+    session.execute(
+        update(Build)
+        .where(Build.id == build.id, Build.cancel_requested_at.is_(None))
+        .values(cancel_requested_at=utcnow())
+    )
+    session.flush()
+    session.refresh(build)
+    if build.status.terminal:
+        raise BuildIsTerminal(f"Build {build.id} already ended as {build.status}.")
+
+
+def rebuild(session: Session, build: Build, caller: Caller) -> Build:
+    source = StoredSource(
+        filename=build.source_filename,
+        size_bytes=build.source_size_bytes,
+        sha256=build.source_sha256,
+        files=build.source_files,
+    )
+    options = BuildOptions.model_validate(build.options)
+    return create_build(session, caller=caller, source=source, options=options, rebuild_of=build.id)

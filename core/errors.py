@@ -1,0 +1,99 @@
+"""Domain errors. Each carries the HTTP status and the stable `code` that API.md documents.
+
+    ImageBuilderError                 (status 500, code "internal")
+    ├── ArchiveRejected               400  archive_* / project_unrecognized (code given per case)
+    ├── UploadTooLarge                413  upload_too_large
+    ├── UnsupportedMediaType          415  unsupported_media_type
+    ├── InvalidOption                 422  invalid_option
+    ├── BuildDoesNotExist             404  build_not_found
+    ├── BuildIsTerminal               409  build_terminal
+    ├── Unauthenticated               401  unauthenticated
+    ├── Forbidden                     403  forbidden
+    ├── ServiceUnavailable            503  unavailable (database, broker, disk)
+    └── InvalidTransition             500  a bug: the state machine refused a status change
+
+The API's exception handler turns any of them into problem+json; nothing else reaches a user.
+"""
+
+from __future__ import annotations
+
+
+class ImageBuilderError(Exception):
+    status: int = 500
+    code: str = "internal"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class ArchiveRejected(ImageBuilderError):
+    status = 400
+    code = "archive_invalid"
+    title = "The archive was rejected"
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail, code=code)
+
+
+class UploadTooLarge(ImageBuilderError):
+    status = 413
+    code = "upload_too_large"
+    title = "Upload too large"
+
+
+class UnsupportedMediaType(ImageBuilderError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
+class InvalidOption(ImageBuilderError):
+    status = 422
+    code = "invalid_option"
+    title = "Invalid option"
+
+
+class BuildDoesNotExist(ImageBuilderError):
+    status = 404
+    code = "build_not_found"
+    title = "Build not found"
+
+    def __init__(self, build_id: str) -> None:
+        super().__init__(f"No build with id {build_id!r}.")
+
+
+class BuildIsTerminal(ImageBuilderError):
+    status = 409
+    code = "build_terminal"
+    title = "Build already finished"
+
+
+class Unauthenticated(ImageBuilderError):
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class Forbidden(ImageBuilderError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class ServiceUnavailable(ImageBuilderError):
+    status = 503
+    code = "unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class InvalidTransition(ImageBuilderError):
+    code = "invalid_transition"
+    title = "Invalid status transition"

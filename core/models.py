@@ -1,0 +1,97 @@
+"""Database tables: builds, their status history, and their log lines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.db import Base, UTCDateTime, utcnow
+from core.status import BuildStatus, Phase
+
+
+def _enum(enum_type: type[BuildStatus] | type[Phase]) -> Enum:
+    # Stored as plain strings (no native ENUM type): adding a status is then a code change only.
+    return Enum(
+        enum_type,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Build(Base):
+    __tablename__ = "builds"
+    __table_args__ = (
+        Index("ix_builds_owner_id", "owner", "id"),
+        Index("ix_builds_status_updated_at", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100))
+    status: Mapped[BuildStatus] = mapped_column(_enum(BuildStatus))
+    phase: Mapped[Phase | None] = mapped_column(_enum(Phase))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    source_filename: Mapped[str] = mapped_column(String(255))
+    source_size_bytes: Mapped[int] = mapped_column(BigInteger)
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    source_files: Mapped[int] = mapped_column(Integer)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rebuild_of: Mapped[str | None] = mapped_column(String(40))
+
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    dockerfile: Mapped[str | None] = mapped_column(Text)
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    image_tag: Mapped[str | None] = mapped_column(String(255))
+    image_id: Mapped[str | None] = mapped_column(String(80))
+    image_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    tests: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    log_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    log_lines: Mapped[int] = mapped_column(Integer, default=0)
+    log_truncated: Mapped[bool] = mapped_column(default=False)
+
+    events: Mapped[list[BuildEvent]] = relationship(
+        back_populates="build", lazy="raise", order_by="BuildEvent.id"
+    )
+
+
+class BuildEvent(Base):
+    """One row per status or phase change: the build's history, and the source of phase timings."""
+
+    __tablename__ = "build_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    build_id: Mapped[str] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[BuildStatus] = mapped_column(_enum(BuildStatus))
+    phase: Mapped[Phase | None] = mapped_column(_enum(Phase))
+    message: Mapped[str | None] = mapped_column(Text)
+
+    build: Mapped[Build] = relationship(back_populates="events", lazy="raise")
+
+
+class LogLine(Base):
+    """One line of a build's log, numbered from 1 per build so readers can resume after any line."""
+
+    __tablename__ = "log_lines"
+
+    build_id: Mapped[str] = mapped_column(
+        ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stream: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)

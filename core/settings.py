@@ -1,0 +1,106 @@
+"""All configuration, read once from the environment (prefix IMAGEBUILDER_) and validated at start-up."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMAGEBUILDER_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Empty means SQLite in data_dir, the embedded default.
+    database_url: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # Uploads and archives (checked while streaming and while extracting).
+    max_upload_bytes: int = 50 * MiB
+    max_uncompressed_bytes: int = 256 * MiB
+    max_archive_entries: int = 10_000
+    max_compression_ratio: float = 100.0
+    # The ratio limit only applies to entries larger than this: tiny files compress absurdly well.
+    ratio_check_threshold_bytes: int = 1 * MiB
+    max_path_length: int = 1024
+    max_path_depth: int = 64
+
+    # Base images. "{version}" is replaced by the Python version ("3.11"). A real deployment uses the
+    # official images; `scripts/base-images.sh` builds local stand-ins from Debian packages.
+    builder_image_template: str = "python:{version}"
+    runtime_image_template: str = "python:{version}-slim"
+    default_python_version: str = "3.11"
+    # Pull a base image the daemon does not have. Off where no registry can be reached.
+    pull_base_images: bool = True
+    # A PEM bundle that builds trust for outbound HTTPS (package indexes behind a TLS-inspecting
+    # proxy). Passed to the build as a BuildKit secret: never stored in an image layer.
+    ca_bundle: Path | None = None
+    docker_cli: str = "docker"
+
+    # Build and test containment.
+    build_timeout_seconds: int = 1800
+    test_timeout_seconds: int = 600
+    test_memory_bytes: int = 1024 * MiB
+    test_cpus: float = 1.0
+    test_pids_limit: int = 256
+    test_tmpfs_bytes: int = 256 * MiB
+    # Without this, a project with no tests succeeds with "tests": null.
+    require_tests: bool = False
+    max_log_bytes: int = 10 * MiB
+
+    # Reliability: a running build whose worker stops beating is handed back or failed.
+    heartbeat_seconds: float = 5.0
+    stale_after_seconds: float = 120.0
+    requeue_after_seconds: float = 60.0
+    max_attempts: int = 2
+    sweep_interval_seconds: float = 30.0
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.ca_bundle is not None and not self.ca_bundle.is_file():
+            raise ValueError(f"IMAGEBUILDER_CA_BUNDLE={self.ca_bundle} is not a file")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'imagebuilder.db'}"
+
+    @property
+    def sources_dir(self) -> Path:
+        return self.data_dir / "sources"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.data_dir / "workspaces"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    def builder_image(self, python_version: str) -> str:
+        return self.builder_image_template.format(version=python_version)
+
+    def runtime_image(self, python_version: str) -> str:
+        return self.runtime_image_template.format(version=python_version)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+SUPPORTED_PYTHON_VERSIONS = tuple(f"3.{minor}" for minor in range(8, 15))
