@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from core.auth import Caller
 from core.db import utcnow
-from core.errors import BuildDoesNotExist, BuildIsTerminal, InvalidOption
+from core.errors import BuildDoesNotExist, BuildIsTerminal, InvalidOption, SourceUnavailable
 from core.ids import new_build_id
 from core.models import Build, BuildEvent
 from core.options import BuildOptions
-from core.sources import StoredSource
+from core.settings import Settings
+from core.sources import StoredSource, source_path
 from core.status import BuildStatus
 from core.transitions import transition
 
@@ -59,7 +60,9 @@ def create_build(
     return build
 
 
-def get_build(session: Session, build_id: str, caller: Caller, *, with_events: bool = False) -> Build:
+def get_build(
+    session: Session, build_id: str, caller: Caller, *, with_events: bool = False
+) -> Build:
     """The build if the caller may see it; otherwise exactly as if it did not exist."""
     query = select(Build).where(Build.id == build_id)
     if with_events:
@@ -135,7 +138,11 @@ def request_cancel(session: Session, build: Build) -> None:
         raise BuildIsTerminal(f"Build {build.id} already ended as {build.status}.")
 
 
-def rebuild(session: Session, build: Build, caller: Caller) -> Build:
+def rebuild(session: Session, build: Build, caller: Caller, settings: Settings) -> Build:
+    if not source_path(settings, build.source_sha256).is_file():
+        raise SourceUnavailable(
+            f"The source of build {build.id} is no longer stored; upload it again."
+        )
     source = StoredSource(
         filename=build.source_filename,
         size_bytes=build.source_size_bytes,

@@ -1,4 +1,7 @@
-"""Engine, sessions and the declarative base. The edge (request, task) owns the session and commits."""
+"""Engine, sessions and the declarative base.
+
+The edge (a request, a task) owns the session and commits; functions below only add and flush.
+"""
 
 from __future__ import annotations
 

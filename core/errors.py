@@ -6,7 +6,9 @@
     ├── UnsupportedMediaType          415  unsupported_media_type
     ├── InvalidOption                 422  invalid_option
     ├── BuildDoesNotExist             404  build_not_found
+    ├── DockerfileNotReady            404  dockerfile_not_ready (the build has not chosen one yet)
     ├── BuildIsTerminal               409  build_terminal
+    ├── SourceUnavailable             409  source_unavailable (removed by retention)
     ├── Unauthenticated               401  unauthenticated
     ├── Forbidden                     403  forbidden
     ├── ServiceUnavailable            503  unavailable (database, broker, disk)
@@ -64,6 +66,18 @@ class BuildDoesNotExist(ImageBuilderError):
 
     def __init__(self, build_id: str) -> None:
         super().__init__(f"No build with id {build_id!r}.")
+
+
+class DockerfileNotReady(ImageBuilderError):
+    status = 404
+    code = "dockerfile_not_ready"
+    title = "Dockerfile not chosen yet"
+
+
+class SourceUnavailable(ImageBuilderError):
+    status = 409
+    code = "source_unavailable"
+    title = "Source no longer stored"
 
 
 class BuildIsTerminal(ImageBuilderError):

@@ -146,7 +146,9 @@ class LogSink:
             self.flush()
 
 
-def read_lines(session: Session, build_id: str, *, after: int = 0, limit: int = 1000) -> Sequence[LogLine]:
+def read_lines(
+    session: Session, build_id: str, *, after: int = 0, limit: int = 1000
+) -> Sequence[LogLine]:
     """Lines with seq > after, in order, at most `limit` of them."""
     return session.scalars(
         select(LogLine)

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.settings import SUPPORTED_PYTHON_VERSIONS
 
 # The Docker reference grammar (distribution/reference), without digests: a tag names a new image.
-_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*"
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REFERENCE = re.compile(
     rf"^(?:{_DOMAIN}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?$"
@@ -48,7 +49,9 @@ class BuildOptions(BaseModel):
     run_tests: bool = True
     test_command: str | None = Field(default=None, max_length=2000)
     dockerfile: str | None = Field(default=None, description="Path of a Dockerfile in the archive.")
-    context_dir: str | None = Field(default=None, description="Sub-folder that is the project root.")
+    context_dir: str | None = Field(
+        default=None, description="Sub-folder that is the project root."
+    )
     build_args: dict[str, str] = Field(default_factory=dict, max_length=64)
 
     @field_validator("tag")
@@ -65,7 +68,9 @@ class BuildOptions(BaseModel):
     @classmethod
     def _python_version(cls, value: str | None) -> str | None:
         if value is not None and value not in SUPPORTED_PYTHON_VERSIONS:
-            raise ValueError(f"python_version must be one of {', '.join(SUPPORTED_PYTHON_VERSIONS)}")
+            raise ValueError(
+                f"python_version must be one of {', '.join(SUPPORTED_PYTHON_VERSIONS)}"
+            )
         return value
 
     @field_validator("test_command")

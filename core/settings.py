@@ -1,4 +1,4 @@
-"""All configuration, read once from the environment (prefix IMAGEBUILDER_) and validated at start-up."""
+"""All configuration: read once from the environment (prefix IMAGEBUILDER_), validated at start."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ class Settings(BaseSettings):
     max_path_length: int = 1024
     max_path_depth: int = 64
 
-    # Base images. "{version}" is replaced by the Python version ("3.11"). A real deployment uses the
-    # official images; `scripts/base-images.sh` builds local stand-ins from Debian packages.
+    # Base images. "{version}" is replaced by the Python version ("3.11"). A real deployment uses
+    # the official images; `scripts/base-images.sh` builds local stand-ins from Debian packages.
     builder_image_template: str = "python:{version}"
     runtime_image_template: str = "python:{version}-slim"
     default_python_version: str = "3.11"

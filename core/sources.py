@@ -1,4 +1,4 @@
-"""Stored sources: uploads land in a private temp file, are checked, then kept by content hash.
+"""Stored sources: an upload is checked, then kept by content hash.
 
 Keeping sources by sha256 makes a rebuild free and lets identical uploads share one file.
 """
@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from starlette.concurrency import run_in_threadpool
-
 from core.archive import inspect_archive
 from core.settings import Settings
-from core.uploads import receive_upload_async
+from core.uploads import UploadedFile
 
 
 @dataclass(frozen=True)
@@ -30,6 +27,12 @@ def source_path(settings: Settings, sha256: str) -> Path:
     return settings.sources_dir / f"{sha256}.zip"
 
 
+def new_upload_path(settings: Settings) -> Path:
+    """A fresh private path for an upload in progress."""
+    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    return settings.uploads_dir / f"{secrets.token_hex(16)}.part"
+
+
 def clean_filename(name: str | None) -> str:
     """The uploaded file's base name, made printable and bounded (it is shown back to users)."""
     base = (name or "source.zip").replace("\\", "/").rsplit("/", 1)[-1]
@@ -37,22 +40,14 @@ def clean_filename(name: str | None) -> str:
     return base or "source.zip"
 
 
-async def store_upload(
-    chunks: AsyncIterable[bytes], filename: str | None, settings: Settings
-) -> StoredSource:
-    """Receive an upload with the size limit enforced while streaming, check the archive, keep it.
-
-    Raises UploadTooLarge or ArchiveRejected; then nothing is kept.
-    """
-    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
-    settings.sources_dir.mkdir(parents=True, exist_ok=True)
-    partial = settings.uploads_dir / f"{secrets.token_hex(16)}.part"
-    uploaded = await receive_upload_async(chunks, partial, settings.max_upload_bytes)
+def accept_source(uploaded: UploadedFile, filename: str | None, settings: Settings) -> StoredSource:
+    """Check the uploaded archive and keep it; raises ArchiveRejected (then nothing is kept)."""
     try:
-        summary = await run_in_threadpool(inspect_archive, uploaded.path, settings)
+        summary = inspect_archive(uploaded.path, settings)
+        settings.sources_dir.mkdir(parents=True, exist_ok=True)
         os.replace(uploaded.path, source_path(settings, uploaded.sha256))
     finally:
-        partial.unlink(missing_ok=True)
+        uploaded.path.unlink(missing_ok=True)
     return StoredSource(
         filename=clean_filename(filename),
         size_bytes=uploaded.size_bytes,

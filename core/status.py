@@ -1,9 +1,9 @@
 """Build statuses, phases and the table of allowed transitions (pure data; see core.transitions).
 
-    queued ──► running ──► succeeded | failed | error | timed_out | cancelled
-      │  ▲        │
-      │  └────────┘  (handed back: worker lost or shut down mid-build, attempts left)
-      └──► cancelled | error
+queued ──► running ──► succeeded | failed | error | timed_out | cancelled
+  │  ▲        │
+  │  └────────┘  (handed back: worker lost or shut down mid-build, attempts left)
+  └──► cancelled | error
 """
 
 from __future__ import annotations

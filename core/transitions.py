@@ -1,9 +1,9 @@
 """The only writer of `builds.status`.
 
-`transition()` is a compare-and-set (`UPDATE ... WHERE id = :id AND status IN (allowed sources)`), so
-a redelivered message, a racing cancel or a sweeper can never move a build twice, nor move a terminal
-build at all. Every change of status or phase writes a history row with its time, from which phase
-durations are derived.
+`transition()` is a compare-and-set (`UPDATE ... WHERE id = :id AND status IN (sources)`), so a
+redelivered message, a racing cancel or a sweeper can never move a build twice, nor move a
+terminal build at all. Every change of status or phase writes a history row with its time, from
+which phase durations are derived.
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ def transition(
     return True
 
 
-def enter_phase(session: Session, build_id: str, phase: Phase, *, now: datetime | None = None) -> bool:
+def enter_phase(
+    session: Session, build_id: str, phase: Phase, *, now: datetime | None = None
+) -> bool:
     """Record that a running build started `phase`; False if the build is no longer running."""
     now = now or utcnow()
     result = session.execute(

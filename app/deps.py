@@ -1,0 +1,57 @@
+"""Typed dependencies: settings, a database session, the caller, and a build the caller may see."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from celery import Celery
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from core.auth import Caller
+from core.builds import get_build
+from core.db import session_factory
+from core.models import Build
+from core.settings import Settings
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _celery(request: Request) -> Celery:
+    celery: Celery = request.app.state.celery
+    return celery
+
+
+def _session(engine: Annotated[Engine, Depends(_engine)]) -> Iterator[Session]:
+    # Handlers that write commit explicitly (before anything is queued); anything else rolls back.
+    with session_factory(engine)() as session:
+        yield session
+
+
+def _caller() -> Caller:
+    # Every caller is one anonymous admin until tokens exist (API.md "Authentication").
+    return Caller(owner="anonymous", admin=True)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+EngineDep = Annotated[Engine, Depends(_engine)]
+CeleryDep = Annotated[Celery, Depends(_celery)]
+SessionDep = Annotated[Session, Depends(_session)]
+CurrentCaller = Annotated[Caller, Depends(_caller)]
+
+
+def _build_for_caller(build_id: str, session: SessionDep, caller: CurrentCaller) -> Build:
+    return get_build(session, build_id, caller, with_events=True)
+
+
+BuildForCaller = Annotated[Build, Depends(_build_for_caller)]

@@ -1,0 +1,150 @@
+"""Response bodies of the public API (API.md), and how a Build row becomes one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from core.models import Build, BuildEvent
+from core.status import BuildStatus, Phase
+
+
+class SourceOut(BaseModel):
+    filename: str
+    size_bytes: int
+    sha256: str
+    files: int
+
+
+class OptionsOut(BaseModel):
+    tag: str | None
+    python_version: str | None
+    run_tests: bool
+    test_command: str | None
+    dockerfile: str | None
+    context_dir: str | None
+    build_args: dict[str, str]
+
+
+class ImageOut(BaseModel):
+    tag: str
+    id: str
+    size_bytes: int
+
+
+class TestsOut(BaseModel):
+    command: str
+    exit_code: int
+    passed: int
+    failed: int
+    errors: int
+    skipped: int
+
+
+class ErrorOut(BaseModel):
+    code: str
+    message: str
+
+
+class PhaseOut(BaseModel):
+    phase: Phase
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+
+
+class LogInfo(BaseModel):
+    lines: int
+    bytes: int
+    truncated: bool
+
+
+class Links(BaseModel):
+    self: str
+    logs: str
+    dockerfile: str
+
+
+class BuildOut(BaseModel):
+    id: str
+    status: BuildStatus
+    phase: Phase | None = Field(description="While running: the current phase.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    source: SourceOut
+    options: OptionsOut
+    image: ImageOut | None
+    tests: TestsOut | None
+    error: ErrorOut | None
+    links: Links
+    # Extensions to API.md:
+    phases: list[PhaseOut] = Field(description="Each phase entered, with its duration.")
+    plan: dict[str, Any] | None = Field(description="What detection decided, with reasons.")
+    attempts: int
+    cancel_requested: bool
+    rebuild_of: str | None
+    log: LogInfo
+
+
+class BuildPage(BaseModel):
+    items: list[BuildOut]
+    next_cursor: str | None
+
+
+def phases_of(events: list[BuildEvent]) -> list[PhaseOut]:
+    """Phase timings from the history: a phase lasts until the next recorded change."""
+    phases: list[PhaseOut] = []
+    for index, event in enumerate(events):
+        if event.phase is None:
+            continue
+        following = events[index + 1] if index + 1 < len(events) else None
+        end = following.at if following is not None else None
+        phases.append(
+            PhaseOut(
+                phase=event.phase,
+                started_at=event.at,
+                finished_at=end,
+                duration_seconds=(end - event.at).total_seconds() if end else None,
+            )
+        )
+    return phases
+
+
+def build_out(build: Build, events: list[BuildEvent] | None = None) -> BuildOut:
+    base = f"/api/v1/builds/{build.id}"
+    image = None
+    if build.image_id is not None and build.image_tag is not None:
+        image = ImageOut(
+            tag=build.image_tag, id=build.image_id, size_bytes=build.image_size_bytes or 0
+        )
+    error = None
+    if build.error_code is not None:
+        error = ErrorOut(code=build.error_code, message=build.error_message or "")
+    return BuildOut(
+        id=build.id,
+        status=build.status,
+        phase=build.phase,
+        created_at=build.created_at,
+        started_at=build.started_at,
+        finished_at=build.finished_at,
+        source=SourceOut(
+            filename=build.source_filename,
+            size_bytes=build.source_size_bytes,
+            sha256=build.source_sha256,
+            files=build.source_files,
+        ),
+        options=OptionsOut.model_validate(build.options),
+        image=image,
+        tests=TestsOut.model_validate(build.tests) if build.tests else None,
+        error=error,
+        links=Links(self=base, logs=f"{base}/logs", dockerfile=f"{base}/dockerfile"),
+        phases=phases_of(events if events is not None else build.events),
+        plan=build.plan,
+        attempts=build.attempts,
+        cancel_requested=build.cancel_requested_at is not None,
+        rebuild_of=build.rebuild_of,
+        log=LogInfo(lines=build.log_lines, bytes=build.log_bytes, truncated=build.log_truncated),
+    )

@@ -1,0 +1,1 @@
+"""Celery tasks and the Docker build pipeline: thin adapters over `core`."""

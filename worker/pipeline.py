@@ -1,0 +1,400 @@
+"""The build pipeline: from a claimed build to a terminal state.
+
+    claim ─► preparing (extract, detect, render) ─► building (BuildKit) ─► testing (locked-down
+    container, JUnit report) ─► tag ─► succeeded
+
+Every outcome is a terminal transition: the project's faults are `failed` with a code, a stop
+request is `cancelled`, a deadline is `timed_out`, and the service's faults are `error` (or the
+build is handed back to the queue while attempts remain; the task decides). The workspace, the
+test container and unwanted images are removed whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from core.archive import extract_archive
+from core.db import session_scope, utcnow
+from core.detect import DetectionError, Plan, detect
+from core.diagnose import classify_build_failure
+from core.dockerfile import CA_SECRET_ID, BaseImages, render
+from core.errors import ArchiveRejected
+from core.junit import parse_junit, summarize
+from core.logs import LogSink, LogStream
+from core.models import Build
+from core.options import BuildOptions
+from core.settings import SUPPORTED_PYTHON_VERSIONS, Settings
+from core.sources import source_path
+from core.status import BuildStatus, Failure, Phase
+from core.transitions import enter_phase, transition
+from worker.docker_engine import (
+    BuildStepFailed,
+    DockerEngine,
+    DockerUnavailable,
+    ImageBuild,
+    Stopped,
+    TestRun,
+)
+
+log = logging.getLogger(__name__)
+
+PYTEST_NO_TESTS = 5
+GENERATED_DOCKERFILE = "Dockerfile.imagebuilder"
+
+
+class ProjectFault(Exception):
+    """The project cannot be built or tested: ends the build `failed` with this failure."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Watchdog:
+    """Answers "must this build stop?" for the Docker boundary, and beats the heartbeat."""
+
+    def __init__(self, engine: Engine, build_id: str, settings: Settings) -> None:
+        self._engine = engine
+        self._build_id = build_id
+        self._heartbeat_every = settings.heartbeat_seconds
+        self._last_beat = 0.0
+        self.deadline = float("inf")
+
+    def limit(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def __call__(self) -> str | None:
+        if time.monotonic() > self.deadline:
+            return BuildStatus.TIMED_OUT.value
+        now = time.monotonic()
+        with session_scope(self._engine) as session:
+            if now - self._last_beat >= self._heartbeat_every:
+                session.execute(
+                    update(Build)
+                    .where(Build.id == self._build_id, Build.status == BuildStatus.RUNNING)
+                    .values(heartbeat_at=utcnow())
+                )
+                self._last_beat = now
+            row = session.execute(
+                select(Build.status, Build.cancel_requested_at).where(Build.id == self._build_id)
+            ).one()
+        if row.cancel_requested_at is not None:
+            return BuildStatus.CANCELLED.value
+        if row.status is not BuildStatus.RUNNING:
+            return BuildStatus.CANCELLED.value  # moved by someone else (sweeper, admin)
+        return None
+
+
+@dataclass
+class Result:
+    status: BuildStatus
+    failure: Failure | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Runs one claimed build. `run()` never raises for a project's fault; infrastructure faults
+    (DockerUnavailable) propagate so the task can retry or end the build `error`."""
+
+    def __init__(
+        self, settings: Settings, engine: Engine, docker_engine: DockerEngine, build_id: str
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.docker = docker_engine
+        self.build_id = build_id
+        self.workspace = settings.workspaces_dir / build_id
+        self.watchdog = Watchdog(engine, build_id, settings)
+        self.fields: dict[str, Any] = {}
+        self._images_to_remove: list[str] = []
+
+    # --- entry ---------------------------------------------------------------------------------
+
+    def run(self, sink: LogSink) -> Result:
+        self.sink = sink
+        with session_scope(self.engine) as session:
+            build = session.get_one(Build, self.build_id)
+            options = BuildOptions.model_validate(build.options)
+            tag = build.image_tag or ""
+            source = source_path(self.settings, build.source_sha256)
+            attempt = build.attempts
+        self.say(f"build {self.build_id}, attempt {attempt}, on worker {worker_name()}")
+        try:
+            return self._run(options, tag, source)
+        except ProjectFault as fault:
+            self.say(f"failed: {fault.failure.message}")
+            return Result(BuildStatus.FAILED, fault.failure, self.fields)
+        except Stopped as stop:
+            status = BuildStatus(stop.reason)
+            cancelled = status is BuildStatus.CANCELLED
+            self.say(f"stopped: {'cancel requested' if cancelled else 'deadline passed'}")
+            failure = (
+                Failure("timed_out", "The build or its tests ran past the time limit.")
+                if status is BuildStatus.TIMED_OUT
+                else None
+            )
+            return Result(status, failure, self.fields)
+        finally:
+            self._cleanup()
+
+    def _run(self, options: BuildOptions, tag: str, source: Path) -> Result:
+        root = self._prepare(options, source)
+        plan = self._plan(root, options)
+        dockerfile, generated = self._dockerfile(root, plan)
+
+        self._phase(Phase.BUILDING)
+        self.watchdog.limit(self.settings.build_timeout_seconds)
+        image_id = self._build(
+            root, dockerfile, "runtime" if generated else None, options, generated
+        )
+
+        if options.run_tests and plan.test_command is not None:
+            self._phase(Phase.TESTING)
+            test_target = "test" if generated or _has_stage(dockerfile, "test") else None
+            test_image = image_id
+            if test_target is not None:
+                test_image = self._build(root, dockerfile, test_target, options, generated)
+                self._images_to_remove.append(test_image)
+            self.watchdog.limit(self.settings.test_timeout_seconds)
+            self._test(test_image, plan.test_command)
+        elif options.run_tests and self.settings.require_tests:
+            raise ProjectFault(
+                Failure("no_tests_found", "No tests were found, and tests are required.")
+            )
+        else:
+            self.say(
+                "tests: skipped ("
+                + ("option run_tests=false" if not options.run_tests else "none found")
+                + ")"
+            )
+
+        self.docker.tag(image_id, tag)
+        self._images_to_remove = [i for i in self._images_to_remove if i != image_id]
+        info = self.docker.image_info(image_id)
+        self.fields |= {"image_id": image_id, "image_size_bytes": int(info.get("Size", 0))}
+        self.say(f"image {tag} ({image_id[:19]}, {int(info.get('Size', 0)) / 1e6:.1f} MB)")
+        return Result(BuildStatus.SUCCEEDED, None, self.fields)
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def _prepare(self, options: BuildOptions, source: Path) -> Path:
+        shutil.rmtree(self.workspace, ignore_errors=True)
+        extracted = self.workspace / "src"
+        extracted.mkdir(parents=True)
+        if not source.is_file():
+            raise ProjectFault(
+                Failure("source_missing", "The stored source of this build is gone.")
+            )
+        try:
+            summary = extract_archive(source, extracted, self.settings)
+        except ArchiveRejected as exc:
+            raise ProjectFault(Failure(exc.code, exc.detail)) from exc
+        root = extracted
+        if options.context_dir is not None:
+            root = extracted / options.context_dir
+        elif summary.common_root is not None:
+            root = extracted / summary.common_root
+        if not root.is_dir():
+            raise ProjectFault(
+                Failure(
+                    "context_dir_missing",
+                    f"context_dir {options.context_dir!r} is not a folder in the archive.",
+                )
+            )
+        self.say(f"source: {summary.files} files, {summary.uncompressed_bytes / 1e6:.1f} MB")
+        return root
+
+    def _plan(self, root: Path, options: BuildOptions) -> Plan:
+        try:
+            plan = detect(
+                root,
+                available_versions=self._available_versions(),
+                default_version=self.settings.default_python_version,
+                requested_version=options.python_version,
+                dockerfile=options.dockerfile,
+                test_command=options.test_command,
+            )
+        except DetectionError as exc:
+            raise ProjectFault(Failure("project_invalid", str(exc))) from exc
+        for reason in plan.reasons:
+            self.say(f"plan: {reason}")
+        for warning in plan.warnings:
+            self.say(f"warning: {warning}")
+        self.fields["plan"] = plan.to_dict()
+        return plan
+
+    def _available_versions(self) -> list[str]:
+        if self.settings.pull_base_images:
+            return list(SUPPORTED_PYTHON_VERSIONS)
+        return [
+            version
+            for version in SUPPORTED_PYTHON_VERSIONS
+            if self.docker.image_exists(self.settings.builder_image(version))
+            and self.docker.image_exists(self.settings.runtime_image(version))
+        ]
+
+    def _dockerfile(self, root: Path, plan: Plan) -> tuple[Path, bool]:
+        if plan.dockerfile is not None:
+            path = root / plan.dockerfile
+            text = path.read_text(encoding="utf-8", errors="replace")
+            self._save({"dockerfile": text, "plan": self.fields["plan"]})
+            return path, False
+        bases = BaseImages(
+            builder=self.settings.builder_image(plan.python_version),
+            runtime=self.settings.runtime_image(plan.python_version),
+        )
+        if not self.settings.pull_base_images:
+            missing = [
+                image
+                for image in (bases.builder, bases.runtime)
+                if not self.docker.image_exists(image)
+            ]
+            if missing:
+                raise ProjectFault(
+                    Failure(
+                        "base_image_unavailable",
+                        f"Base image {missing[0]} is not available on this builder.",
+                    )
+                )
+        rendered = render(plan, bases, build_id=self.build_id)
+        for relative, content in rendered.files.items():
+            target = root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content, encoding="utf-8")
+        path = self.workspace / GENERATED_DOCKERFILE
+        path.write_text(rendered.dockerfile, encoding="utf-8")
+        self._save({"dockerfile": rendered.dockerfile, "plan": self.fields["plan"]})
+        return path, True
+
+    def _build(
+        self,
+        root: Path,
+        dockerfile: Path,
+        target: str | None,
+        options: BuildOptions,
+        generated: bool,
+    ) -> str:
+        self.say(f"docker build{' --target ' + target if target else ''}")
+        secrets = {CA_SECRET_ID: self.settings.ca_bundle} if self.settings.ca_bundle else {}
+        spec = ImageBuild(
+            context=root,
+            dockerfile=dockerfile,
+            target=target,
+            build_args=options.build_args,
+            labels={"imagebuilder.build-id": self.build_id},
+            secrets=secrets,
+        )
+        try:
+            image_id = self.docker.build(spec, self._build_line, self.watchdog)
+        except BuildStepFailed as exc:
+            raise ProjectFault(classify_build_failure(exc.tail, generated=generated)) from exc
+        self._images_to_remove.append(image_id)
+        return image_id
+
+    def _test(self, image_id: str, command: str) -> None:
+        config_user = (self.docker.image_info(image_id).get("Config") or {}).get("User") or ""
+        user = config_user if config_user.split(":")[0] not in ("", "0", "root") else "65534:65534"
+        self.say(f"tests: {command} (no network, user {user}, read-only root)")
+        outcome = self.docker.run_tests(
+            TestRun(
+                image=image_id,
+                command=command,
+                build_id=self.build_id,
+                memory_bytes=self.settings.test_memory_bytes,
+                cpus=self.settings.test_cpus,
+                pids_limit=self.settings.test_pids_limit,
+                tmpfs_bytes=self.settings.test_tmpfs_bytes,
+                user=user,
+            ),
+            lambda line: self.sink.write(LogStream.TEST, line),
+            self.watchdog,
+        )
+        counts = parse_junit(outcome.report) if outcome.report else None
+        tests: dict[str, Any] = {"command": command, "exit_code": outcome.exit_code}
+        tests |= {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+        if counts is not None:
+            tests |= {
+                "passed": counts.passed,
+                "failed": counts.failed,
+                "errors": counts.errors,
+                "skipped": counts.skipped,
+            }
+        self.fields["tests"] = tests
+        self.say(
+            f"tests: exit code {outcome.exit_code}" + (f", {summarize(counts)}" if counts else "")
+        )
+        if outcome.oom_killed:
+            raise ProjectFault(
+                Failure("oom_killed", "The tests ran out of memory and were killed.")
+            )
+        if outcome.exit_code == 0:
+            return
+        no_tests = outcome.exit_code == PYTEST_NO_TESTS and (counts is None or counts.total == 0)
+        if no_tests:
+            if self.settings.require_tests:
+                raise ProjectFault(
+                    Failure("no_tests_found", "The test command collected no tests.")
+                )
+            self.say("tests: none collected; not required")
+            return
+        message = (
+            summarize(counts)
+            if counts is not None and counts.total
+            else f"the test command exited with {outcome.exit_code}"
+        )
+        raise ProjectFault(Failure("tests_failed", f"Tests failed: {message}"))
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        self.sink.write(LogStream.SYSTEM, f"[imagebuilder] {message}")
+
+    def _build_line(self, line: str) -> None:
+        self.sink.write(LogStream.BUILD, line)
+
+    def _phase(self, phase: Phase) -> None:
+        with session_scope(self.engine) as session:
+            moved = enter_phase(session, self.build_id, phase)
+        if not moved:
+            raise Stopped(BuildStatus.CANCELLED.value)
+        self.say(f"phase: {phase}")
+
+    def _save(self, values: dict[str, Any]) -> None:
+        with session_scope(self.engine) as session:
+            session.execute(update(Build).where(Build.id == self.build_id).values(values))
+
+    def _cleanup(self) -> None:
+        for image in self._images_to_remove:
+            try:
+                self.docker.remove_image(image)
+            except DockerUnavailable as exc:
+                log.warning("could not remove image %s of build %s: %s", image, self.build_id, exc)
+        shutil.rmtree(self.workspace, ignore_errors=True)
+
+
+def _has_stage(dockerfile: Path, name: str) -> bool:
+    text = dockerfile.read_text(encoding="utf-8", errors="replace")
+    return re.search(rf"^\s*FROM\s+\S+\s+AS\s+{re.escape(name)}\s*$", text, re.I | re.M) is not None
+
+
+def finish(engine: Engine, build_id: str, result: Result) -> bool:
+    """Record the result and move the build to its terminal status, in one transaction."""
+    with session_scope(engine) as session:
+        moved = transition(session, build_id, result.status, failure=result.failure)
+        if moved and result.fields:
+            session.execute(update(Build).where(Build.id == build_id).values(result.fields))
+    return moved

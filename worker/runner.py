@@ -1,0 +1,157 @@
+"""Running and sweeping builds, independent of Celery (the tasks are thin wrappers around these).
+
+`execute_build` claims a queued build (compare-and-set: a duplicate message finds nothing to do),
+runs the pipeline and always leaves the build terminal or, for an infrastructure fault with
+attempts left, handed back to the queue. `sweep` repairs what crashed processes leave behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine, select, update
+
+from core.db import session_scope, utcnow
+from core.logs import LogSink, LogStream
+from core.models import Build
+from core.settings import Settings
+from core.status import BuildStatus, Failure
+from core.transitions import transition
+from worker.docker_engine import DockerEngine, DockerUnavailable
+from worker.pipeline import Pipeline, Result, finish, worker_name
+
+log = logging.getLogger(__name__)
+
+Requeue = Callable[[str, float], object]
+DockerFactory = Callable[[], DockerEngine]
+
+RETRY_DELAY_SECONDS = 10.0
+
+
+def execute_build(
+    build_id: str,
+    settings: Settings,
+    engine: Engine,
+    docker_factory: DockerFactory,
+    requeue: Requeue,
+) -> BuildStatus | None:
+    """Run one build to its end; None if it was not ours to run (claimed, cancelled, gone)."""
+    with session_scope(engine) as session:
+        claimed = transition(
+            session,
+            build_id,
+            BuildStatus.RUNNING,
+            only_from=frozenset({BuildStatus.QUEUED}),
+            worker=worker_name(),
+        )
+    if not claimed:
+        log.info("build %s is not queued; nothing to do", build_id)
+        return None
+    with LogSink(engine, build_id, max_bytes=settings.max_log_bytes) as sink:
+        try:
+            docker_engine = docker_factory()
+            try:
+                result = Pipeline(settings, engine, docker_engine, build_id).run(sink)
+            finally:
+                docker_engine.close()
+        except DockerUnavailable as exc:
+            sink.write(LogStream.SYSTEM, f"[imagebuilder] the Docker daemon failed: {exc}")
+            sink.flush()
+            return _retry_or_fail(
+                engine, settings, build_id, Failure("docker_unavailable", str(exc)), requeue
+            )
+        except Exception:
+            log.exception("build %s crashed", build_id)
+            sink.write(LogStream.SYSTEM, "[imagebuilder] internal error; the operators are told")
+            result = Result(
+                BuildStatus.ERROR, Failure("internal_error", "The build service failed.")
+            )
+    finish(engine, build_id, result)
+    return result.status
+
+
+def _retry_or_fail(
+    engine: Engine, settings: Settings, build_id: str, failure: Failure, requeue: Requeue
+) -> BuildStatus:
+    with session_scope(engine) as session:
+        attempts = session.scalar(select(Build.attempts).where(Build.id == build_id)) or 0
+        if attempts < settings.max_attempts and transition(
+            session, build_id, BuildStatus.QUEUED, message=f"handed back: {failure.message}"
+        ):
+            status = BuildStatus.QUEUED
+        else:
+            transition(session, build_id, BuildStatus.ERROR, failure=failure)
+            status = BuildStatus.ERROR
+    if status is BuildStatus.QUEUED:
+        requeue(build_id, RETRY_DELAY_SECONDS)
+    return status
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    requeued: list[str]
+    resent: list[str]
+    failed: list[str]
+
+
+def sweep(
+    settings: Settings, engine: Engine, docker_factory: DockerFactory, requeue: Requeue
+) -> SweepReport:
+    """Hand back or fail running builds whose worker stopped beating; re-send stale queued ones."""
+    now = utcnow()
+    stale = now - timedelta(seconds=settings.stale_after_seconds)
+    requeued: list[str] = []
+    failed: list[str] = []
+    with session_scope(engine) as session:
+        lost = session.execute(
+            select(Build.id, Build.attempts, Build.cancel_requested_at).where(
+                Build.status == BuildStatus.RUNNING, Build.heartbeat_at < stale
+            )
+        ).all()
+    for build_id, attempts, cancel_requested_at in lost:
+        _remove_orphans(docker_factory, build_id)
+        with session_scope(engine) as session:
+            if cancel_requested_at is not None:
+                transition(session, build_id, BuildStatus.CANCELLED, message="worker lost")
+            elif attempts < settings.max_attempts and transition(
+                session, build_id, BuildStatus.QUEUED, message="worker lost; handed back"
+            ):
+                requeued.append(build_id)
+            elif transition(
+                session,
+                build_id,
+                BuildStatus.ERROR,
+                failure=Failure("worker_lost", "The worker running this build stopped."),
+            ):
+                failed.append(build_id)
+    resend_before = now - timedelta(seconds=settings.requeue_after_seconds)
+    with session_scope(engine) as session:
+        waiting = session.scalars(
+            select(Build.id).where(
+                Build.status == BuildStatus.QUEUED, Build.updated_at < resend_before
+            )
+        ).all()
+        if waiting:
+            # Touch them so each is re-sent at most once per interval.
+            session.execute(
+                update(Build)
+                .where(Build.id.in_(waiting), Build.status == BuildStatus.QUEUED)
+                .values(updated_at=now)
+            )
+    for build_id in [*requeued, *waiting]:
+        requeue(build_id, 0)
+    return SweepReport(requeued=requeued, resent=list(waiting), failed=failed)
+
+
+def _remove_orphans(docker_factory: DockerFactory, build_id: str) -> None:
+    try:
+        docker_engine = docker_factory()
+        try:
+            docker_engine.remove_containers({"imagebuilder.build-id": build_id})
+        finally:
+            docker_engine.close()
+    except DockerUnavailable as exc:
+        log.warning("could not remove containers of lost build %s: %s", build_id, exc)
