@@ -31,15 +31,26 @@ from docker.models.containers import Container
 DOCKER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 REPORT_DIR = "/tmp/.imagebuilder"
 JUNIT_PATH = f"{REPORT_DIR}/junit.xml"
+WORK_DIR = "/tmp/.imagebuilder/work"
 MAX_REPORT_BYTES = 32 * 1024 * 1024
 
 # Runs the user's command with a shell, then prints the JUnit report after a marker line so it can
 # be read back from the output: the root file system is read-only and /tmp is a tmpfs that dies
-# with the container, where `docker cp` cannot reach.
-_TEST_WRAPPER = f"""mkdir -p {REPORT_DIR} 2>/dev/null
+# with the container, where `docker cp` cannot reach. Tests often write next to their code
+# (instance folders, databases, coverage files), so the working directory is first copied to the
+# tmpfs and the tests run in the copy; the image itself stays read-only.
+_TEST_WRAPPER = f"""mkdir -p {WORK_DIR} 2>/dev/null
+source_dir=$(pwd)
+if [ "$source_dir" != / ] && cp -R "$source_dir/." {WORK_DIR}/ 2>/dev/null; then
+    cd {WORK_DIR}
+else
+    echo "[imagebuilder] tests run in $source_dir, read-only (it could not be copied to /tmp)"
+fi
 eval "$IMAGEBUILDER_TEST_COMMAND"
 status=$?
-if [ -s {JUNIT_PATH} ]; then printf '\\n%s\\n' "$IMAGEBUILDER_REPORT_MARKER"; cat {JUNIT_PATH}; fi
+if [ -s {JUNIT_PATH} ]; then
+    printf '\\n%s\\n' "$IMAGEBUILDER_REPORT_MARKER"; cat {JUNIT_PATH}; printf '\\n'
+fi
 exit $status
 """
 

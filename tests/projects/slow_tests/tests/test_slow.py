@@ -1,0 +1,5 @@
+import time
+
+
+def test_takes_minutes():
+    time.sleep(600)

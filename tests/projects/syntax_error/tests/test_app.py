@@ -1,0 +1,5 @@
+from app import broken
+
+
+def test_broken():
+    assert broken() == 1
