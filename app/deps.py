@@ -46,7 +46,9 @@ def _caller() -> Caller:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[Engine, Depends(_engine)]
 CeleryDep = Annotated[Celery, Depends(_celery)]
-SessionDep = Annotated[Session, Depends(_session)]
+# scope="function": the session closes when the handler returns, before a streamed body is sent,
+# so no transaction stays open while a log is followed.
+SessionDep = Annotated[Session, Depends(_session, scope="function")]
 CurrentCaller = Annotated[Caller, Depends(_caller)]
 
 

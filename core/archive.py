@@ -322,18 +322,25 @@ def _special_kind(kind: int) -> str:
 
 
 def _check_supported(info: zipfile.ZipInfo) -> None:
-    name = info.orig_filename
     if info.flag_bits & (_FLAG_ENCRYPTED | _FLAG_STRONG_ENCRYPTION):
-        raise ArchiveRejected(
-            "archive_unsupported",
-            f"Entry {_shown(name)} is encrypted. Upload an archive without a password.",
-        )
+        raise _encrypted(info.orig_filename)
     if info.flag_bits & _FLAG_PATCHED_DATA or info.compress_type not in _SUPPORTED_METHODS:
-        raise ArchiveRejected(
-            "archive_unsupported",
-            f"Entry {_shown(name)} uses compression method {info.compress_type}, which is not "
-            f"supported. Use {', '.join(_SUPPORTED_METHODS.values())} (any zip tool's default).",
-        )
+        raise _unsupported_method(info.orig_filename, info.compress_type)
+
+
+def _encrypted(name: str) -> ArchiveRejected:
+    return ArchiveRejected(
+        "archive_unsupported",
+        f"Entry {_shown(name)} is encrypted. Upload an archive without a password.",
+    )
+
+
+def _unsupported_method(name: str, method: int) -> ArchiveRejected:
+    return ArchiveRejected(
+        "archive_unsupported",
+        f"Entry {_shown(name)} uses compression method {method}, which is not supported. "
+        f"Use {', '.join(_SUPPORTED_METHODS.values())} (any zip tool's default).",
+    )
 
 
 def _check_no_collisions(entries: list[_Entry]) -> None:
@@ -433,17 +440,18 @@ class _CorruptData(Exception):
 
 @dataclass(slots=True)
 class _Budget:
-    """The decompressed bytes the whole archive may still produce."""
+    """The decompressed bytes the whole archive may produce, counted as they are written."""
 
-    remaining: int
+    limit: int
+    spent: int = 0
 
     def spend(self, size: int, name: str) -> None:
-        self.remaining -= size
-        if self.remaining < 0:
+        self.spent += size
+        if self.spent > self.limit:
             raise ArchiveRejected(
                 "archive_bomb",
-                f"The archive expands to more than its size limit (at entry {_shown(name)}). "
-                "Leave out large data files.",
+                f"The archive expands to more than {_mib(self.limit)} (the limit was passed at "
+                f"entry {_shown(name)}). Leave out large data files.",
             )
 
 
@@ -561,8 +569,8 @@ def _member_data(raw: BinaryIO, entry: _Entry) -> Iterator[bytes]:
         yield from _decompress(bz2.BZ2Decompressor(), data.chunks())
     elif method == zipfile.ZIP_LZMA:
         yield from _decompress(_lzma_decompressor(data, entry.info.file_size), data.chunks())
-    else:  # inspect rejects these; kept so a gap there cannot become a silent pass-through
-        raise ArchiveRejected("archive_unsupported", f"Entry {_shown(entry.name)}: method {method}")
+    else:  # inspect rejects these; kept so that a gap there can never pass bytes through
+        raise _unsupported_method(entry.name, method)
 
 
 def _locate_data(raw: BinaryIO, entry: _Entry) -> int:
@@ -578,9 +586,7 @@ def _locate_data(raw: BinaryIO, entry: _Entry) -> int:
     if signature != _LOCAL_HEADER_SIGNATURE:
         raise _CorruptData("no local header where the central directory points")
     if flags & (_FLAG_ENCRYPTED | _FLAG_STRONG_ENCRYPTION):
-        raise ArchiveRejected(
-            "archive_unsupported", f"Entry {_shown(entry.name)} is encrypted. Upload it without."
-        )
+        raise _encrypted(entry.name)
     if method != info.compress_type:
         raise _CorruptData("its headers disagree on the compression method")
     if raw.read(name_length) != entry.raw_name:

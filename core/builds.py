@@ -64,7 +64,8 @@ def get_build(
     session: Session, build_id: str, caller: Caller, *, with_events: bool = False
 ) -> Build:
     """The build if the caller may see it; otherwise exactly as if it did not exist."""
-    query = select(Build).where(Build.id == build_id)
+    # populate_existing: a status changed by an UPDATE in this session must show here.
+    query = select(Build).where(Build.id == build_id).execution_options(populate_existing=True)
     if with_events:
         query = query.options(selectinload(Build.events))
     build = session.scalars(query).one_or_none()

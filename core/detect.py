@@ -222,6 +222,9 @@ def _dependencies(
     elif has_build and runtime_file is None:
         plan.install_project = True
         plan.dependencies_from_source = True
+        plan.reasons.append(
+            "dependencies: pyproject.toml has a [build-system]; installed with the project"
+        )
     if not plan.requirements and not plan.install_project:
         plan.reasons.append("dependencies: none declared")
 

@@ -55,14 +55,16 @@ def error_lines(lines: Sequence[str], limit: int = 5) -> list[str]:
 def classify_build_failure(lines: Sequence[str], *, generated: bool) -> Failure:
     """Map the output of a failed build to a failure code and a human message."""
     text = "\n".join(lines)
-    if any(needle in text for needle in _DOCKERFILE_ERRORS):
-        detail = next((ln for ln in reversed(lines) if "error" in ln.lower()), "")
-        return Failure("dockerfile_invalid", f"The Dockerfile is invalid: {detail.strip()}")
+    # Before the Dockerfile check: BuildKit reports an unresolvable FROM as
+    # "failed to create LLB definition: failed to do request: ...".
     if any(needle in text for needle in _BASE_IMAGE_ERRORS):
         return Failure(
             "base_image_unavailable",
             "A base image named in FROM could not be found or pulled.",
         )
+    if any(needle in text for needle in _DOCKERFILE_ERRORS):
+        detail = next((ln for ln in reversed(lines) if "error" in ln.lower()), "")
+        return Failure("dockerfile_invalid", f"The Dockerfile is invalid: {detail.strip()}")
     step = failed_step(lines)
     errors = error_lines(lines)
     because = f": {errors[-1]}" if errors else ""

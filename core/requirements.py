@@ -39,7 +39,8 @@ def _logical_lines(text: str) -> list[str]:
     pending = ""
     for raw in text.splitlines():
         line = raw.rstrip()
-        if line.endswith("\\"):
+        # As pip does: a comment line never continues, even when it ends in a backslash.
+        if line.endswith("\\") and not line.lstrip().startswith("#"):
             pending += line[:-1] + " "
             continue
         line = pending + line

@@ -1,0 +1,55 @@
+# One set of verbs for people and CI. Each target installs and starts what it needs, idempotently.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export IMAGEBUILDER_DATA_DIR ?= $(CURDIR)/data
+PYTHON_VERSIONS ?= 3.11
+# Tests also build on a second Python to prove that version selection works.
+TEST_PYTHON_VERSIONS ?= 3.11 3.13
+VENV := .venv
+BIN := $(VENV)/bin
+SETUP := scripts/setup.sh
+
+.PHONY: help setup run test lint fmt migrate bench clean
+
+help:
+	@echo "make run      start the API on 127.0.0.1:$${IMAGEBUILDER_PORT:-8000} and a worker"
+	@echo "make test     lint, then the whole test suite against real Docker, Redis, PostgreSQL"
+	@echo "make lint     ruff format --check, ruff check, mypy --strict"
+	@echo "make fmt      format and autofix"
+	@echo "make migrate  apply database migrations"
+	@echo "make bench    run the benchmarks under bench/"
+
+setup:
+	@$(SETUP) python-deps docker redis
+	@$(SETUP) base-images $(PYTHON_VERSIONS)
+
+run: setup migrate
+	@scripts/run.sh
+
+migrate:
+	@$(SETUP) python-deps
+	@$(BIN)/alembic upgrade head
+
+test:
+	@$(SETUP) python-deps docker redis postgres
+	@$(SETUP) base-images $(TEST_PYTHON_VERSIONS)
+	@$(MAKE) --no-print-directory lint
+	@scripts/test.sh
+
+lint:
+	@$(SETUP) python-deps
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy core app worker tests bench
+
+fmt:
+	@$(SETUP) python-deps
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	@$(BIN)/python bench/e2e_overhead
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Serve the API and run a worker (with the periodic sweeper) until Ctrl-C, which stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${IMAGEBUILDER_DATA_DIR:=$PWD/data}"
+: "${IMAGEBUILDER_PORT:=8000}"
+: "${IMAGEBUILDER_HOST:=127.0.0.1}"
+export IMAGEBUILDER_DATA_DIR IMAGEBUILDER_PORT IMAGEBUILDER_HOST
+source scripts/local-env.sh
+
+mkdir -p "$IMAGEBUILDER_DATA_DIR/logs"
+pids=()
+stop() {
+    trap - INT TERM EXIT
+    echo "stopping: ${pids[*]}"
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+.venv/bin/celery -A worker.celery_app worker --beat --loglevel INFO --concurrency 2 -O fair \
+    --schedule "$IMAGEBUILDER_DATA_DIR/celerybeat-schedule" &
+pids+=($!)
+.venv/bin/uvicorn --factory app.main:app_factory --host "$IMAGEBUILDER_HOST" \
+    --port "$IMAGEBUILDER_PORT" --no-access-log &
+pids+=($!)
+echo "imagebuilder: API on http://$IMAGEBUILDER_HOST:$IMAGEBUILDER_PORT, data in $IMAGEBUILDER_DATA_DIR (Ctrl-C stops)"
+wait -n "${pids[@]}"
