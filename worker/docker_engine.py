@@ -245,6 +245,7 @@ class DockerEngine:
             raise
         finally:
             reader.join(timeout=10)
+            process.stdout.close()
         if process.returncode != 0:
             if _daemon_unreachable(tail):
                 raise DockerUnavailable("the Docker daemon was lost during the build")

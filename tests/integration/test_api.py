@@ -229,7 +229,9 @@ class TestReadRoutes:
 
     def test_dockerfile_is_not_ready_before_the_build_starts(self, client: TestClient) -> None:
         build_id = submit(client, zip_project("passing"))["id"]
-        assert_problem(client.get(f"/api/v1/builds/{build_id}/dockerfile"), 404, "dockerfile_not_ready")
+        assert_problem(
+            client.get(f"/api/v1/builds/{build_id}/dockerfile"), 404, "dockerfile_not_ready"
+        )
 
 
 class TestCancelAndRebuild:

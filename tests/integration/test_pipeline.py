@@ -1,0 +1,215 @@
+"""The build pipeline against the real Docker daemon: fixture projects from upload to terminal state."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from core.auth import Caller
+from core.builds import create_build, request_cancel
+from core.db import session_scope
+from core.logs import iter_all_lines
+from core.models import Build
+from core.options import BuildOptions
+from core.settings import Settings
+from core.sources import accept_source, new_upload_path
+from core.status import BuildStatus
+from core.uploads import receive_upload
+from tests.conftest import require, zip_project
+from worker.docker_engine import DockerEngine
+from worker.runner import execute_build
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@dataclass
+class Outcome:
+    build: Build
+    log: str
+
+
+class Builder:
+    """Submits fixture projects and runs them through the pipeline, cleaning up after itself."""
+
+    def __init__(self, settings: Settings, engine: Engine, docker_engine: DockerEngine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.docker = docker_engine
+        self.tags: list[str] = []
+        self.requeued: list[str] = []
+
+    def submit(self, project: str, **options: Any) -> str:
+        uploaded = receive_upload(
+            [zip_project(project)], new_upload_path(self.settings), self.settings.max_upload_bytes
+        )
+        source = accept_source(uploaded, f"{project}.zip", self.settings)
+        with session_scope(self.engine) as session:
+            build = create_build(
+                session,
+                caller=Caller("tester"),
+                source=source,
+                options=BuildOptions.model_validate(options),
+            )
+            self.tags.append(build.image_tag or "")
+            return build.id
+
+    def run(self, build_id: str) -> Outcome:
+        execute_build(
+            build_id,
+            self.settings,
+            self.engine,
+            functools.partial(DockerEngine, self.settings.docker_cli),
+            lambda requeued_id, _delay: self.requeued.append(requeued_id),
+        )
+        return self.outcome(build_id)
+
+    def outcome(self, build_id: str) -> Outcome:
+        with session_scope(self.engine) as session:
+            build = session.get_one(Build, build_id)
+        log = "\n".join(line.text for line in iter_all_lines(self.engine, build_id))
+        return Outcome(build, log)
+
+    def containers_of(self, build_id: str) -> int:
+        return self.docker.remove_containers({"imagebuilder.build-id": build_id})
+
+    def cleanup(self) -> None:
+        for tag in self.tags:
+            self.docker.remove_image(tag)
+
+
+@pytest.fixture
+def builder(
+    settings: Settings, sqlite_engine: Engine, docker_engine: DockerEngine
+) -> Iterator[Builder]:
+    for image in (settings.builder_image("3.11"), settings.runtime_image("3.11")):
+        require(docker_engine.image_exists(image), f"base image {image} (make test builds it)")
+    helper = Builder(settings, sqlite_engine, docker_engine)
+    yield helper
+    helper.cleanup()
+
+
+class TestSuccessfulBuild:
+    def test_builds_tests_and_tags_a_requirements_project(self, builder: Builder) -> None:
+        build_id = builder.submit("passing", tag="imagebuilder-test/passing:1")
+        outcome = builder.run(build_id)
+        build = outcome.build
+        assert build.status is BuildStatus.SUCCEEDED, outcome.log
+        assert build.error_code is None
+        assert build.tests == {
+            "command": "python -m pytest",
+            "exit_code": 0,
+            "passed": 4,
+            "failed": 0,
+            "errors": 0,
+            "skipped": 1,
+        }
+        info = builder.docker.image_info("imagebuilder-test/passing:1")
+        assert info["Id"] == build.image_id
+        assert build.image_size_bytes == info["Size"]
+        # The runtime image runs as the non-root user and carries no test dependencies.
+        assert info["Config"]["User"] == "10001:10001"
+        assert "4 passed, 1 skipped" in outcome.log
+        assert "[deps " in outcome.log  # BuildKit output was streamed into the log
+        assert build.dockerfile is not None and "AS runtime" in build.dockerfile
+        assert build.plan is not None and build.plan["test_command"] == "python -m pytest"
+        assert builder.containers_of(build_id) == 0
+        assert not (builder.settings.workspaces_dir / build_id).exists()
+
+    def test_uses_the_projects_own_dockerfile(self, builder: Builder) -> None:
+        build_id = builder.submit(
+            "own_dockerfile",
+            build_args={"BASE": builder.settings.runtime_image("3.11")},
+            test_command="python3 -m unittest discover -s tests -v",
+        )
+        outcome = builder.run(build_id)
+        assert outcome.build.status is BuildStatus.SUCCEEDED, outcome.log
+        assert outcome.build.dockerfile is not None
+        assert outcome.build.dockerfile.startswith("# A project that brings its own Dockerfile")
+        assert "test_message" in outcome.log and "OK" in outcome.log
+        assert outcome.build.tests is not None and outcome.build.tests["exit_code"] == 0
+
+
+class TestProjectFaults:
+    def test_failing_test_is_tests_failed_with_counts(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("failing_test"))
+        build = outcome.build
+        assert build.status is BuildStatus.FAILED, outcome.log
+        assert build.error_code == "tests_failed"
+        assert build.error_message == "Tests failed: 1 failed, 1 passed"
+        assert build.tests is not None
+        assert (build.tests["passed"], build.tests["failed"]) == (1, 1)
+        assert build.image_id is None
+        assert not builder.docker.image_exists(build.image_tag or "")
+
+    def test_uninstallable_requirement_is_dependency_install_failed(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("bad_dependency"))
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "dependency_install_failed"
+        assert "imagebuilder-no-such-package-for-tests" in (outcome.build.error_message or "")
+        assert outcome.build.tests is None
+
+    def test_syntax_error_fails_the_tests_with_an_error(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("syntax_error"))
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "tests_failed"
+        assert outcome.build.tests is not None and outcome.build.tests["errors"] == 1
+        assert "SyntaxError" in outcome.log
+
+
+class TestStopping:
+    def test_cancel_stops_running_tests_within_seconds(self, builder: Builder) -> None:
+        build_id = builder.submit("slow_tests")
+        runner = threading.Thread(target=builder.run, args=(build_id,))
+        runner.start()
+        _wait_for(lambda: "tests: python -m pytest" in builder.outcome(build_id).log, 300)
+        asked = time.monotonic()
+        with session_scope(builder.engine) as session:
+            request_cancel(session, session.get_one(Build, build_id))
+        runner.join(timeout=60)
+        assert not runner.is_alive()
+        assert time.monotonic() - asked < 20
+        outcome = builder.outcome(build_id)
+        assert outcome.build.status is BuildStatus.CANCELLED, outcome.log
+        assert builder.containers_of(build_id) == 0
+
+    def test_test_deadline_is_timed_out(
+        self, settings: Settings, sqlite_engine: Engine, docker_engine: DockerEngine
+    ) -> None:
+        quick = settings.model_copy(update={"test_timeout_seconds": 3})
+        helper = Builder(quick, sqlite_engine, docker_engine)
+        try:
+            build_id = helper.submit("slow_tests")
+            outcome = helper.run(build_id)
+            assert outcome.build.status is BuildStatus.TIMED_OUT, outcome.log
+            assert outcome.build.error_code == "timed_out"
+            assert helper.containers_of(build_id) == 0
+        finally:
+            helper.cleanup()
+
+
+class TestDuplicateDelivery:
+    def test_second_delivery_does_nothing(self, builder: Builder) -> None:
+        build_id = builder.submit("passing", run_tests=False)
+        first = builder.run(build_id)
+        lines = first.build.log_lines
+        second = builder.run(build_id)
+        assert first.build.status is BuildStatus.SUCCEEDED
+        assert second.build.status is BuildStatus.SUCCEEDED
+        assert second.build.attempts == 1
+        assert second.build.log_lines == lines
+
+
+def _wait_for(condition: Any, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError("condition not reached in time")
