@@ -1,0 +1,172 @@
+"""The running service: uvicorn and a Celery worker as real processes, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from core.settings import Settings
+from tests.conftest import ROOT, migrate, require, test_settings
+from worker.docker_engine import DockerEngine, DockerUnavailable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Service:
+    url: str
+    settings: Settings
+    env: dict[str, str]
+    log_dir: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-5000:]}"
+            for path in sorted(self.log_dir.glob("*.log"))
+        )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    keys = (
+        "data_dir",
+        "redis_url",
+        "builder_image_template",
+        "runtime_image_template",
+        "pull_base_images",
+        "ca_bundle",
+        "docker_cli",
+        "sweep_interval_seconds",
+        "stale_after_seconds",
+        "requeue_after_seconds",
+        "heartbeat_seconds",
+    )
+    env = {}
+    for key in keys:
+        value = getattr(settings, key)
+        if value is not None:
+            env[f"IMAGEBUILDER_{key.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+    return env
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace: float = 30) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def start_worker(service: Service, name: str = "worker") -> subprocess.Popen[bytes]:
+    return start(
+        [
+            str(Path(sys.executable).parent / "celery"),
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "--beat",
+            "--schedule",
+            str(service.settings.data_dir / f"beat-{name}"),
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+            "-n",
+            f"{name}@%h",
+        ],
+        service.env,
+        service.log_dir / f"{name}.log",
+    )
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    data_dir = tmp_path_factory.mktemp("service") / "data"
+    settings = test_settings(
+        data_dir,
+        sweep_interval_seconds=2.0,
+        stale_after_seconds=15.0,
+        requeue_after_seconds=10.0,
+        heartbeat_seconds=1.0,
+    )
+    try:
+        docker_engine = DockerEngine(settings.docker_cli)
+        docker_engine.ping()
+        bases_present = docker_engine.image_exists(settings.runtime_image("3.11"))
+        docker_engine.close()
+    except DockerUnavailable:
+        bases_present = False
+    require(bases_present, "the Docker daemon with the local base images")
+    broker = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    try:
+        broker.ping()
+        broker.flushdb()
+        alive = True
+    except redis.RedisError:
+        alive = False
+    require(alive, f"Redis at {settings.redis_url}")
+    data_dir.mkdir(parents=True)
+    migrate(settings.sqlalchemy_url)
+    port = free_port()
+    env = os.environ | settings_env(settings)
+    log_dir = data_dir / "logs"
+    log_dir.mkdir()
+    service = Service(f"http://127.0.0.1:{port}", settings, env, log_dir)
+    api = start(
+        [
+            str(Path(sys.executable).parent / "uvicorn"),
+            "--factory",
+            "app.main:app_factory",
+            "--port",
+            str(port),
+        ],
+        env,
+        log_dir / "api.log",
+    )
+    worker = start_worker(service)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the service did not become ready\n{service.logs()}")
+            time.sleep(0.3)
+        yield service
+    finally:
+        stop(worker)
+        stop(api)
+        broker.flushdb()
+        broker.close()
