@@ -7,6 +7,7 @@ import json
 import zipfile
 from collections.abc import Iterator
 
+import httpx2
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -51,14 +52,17 @@ def submit(client: TestClient, data: bytes, **fields: str) -> dict[str, object]:
     return body
 
 
-def assert_problem(response: object, status: int, code: str) -> None:
-    assert hasattr(response, "status_code") and hasattr(response, "json")
+def assert_problem(response: httpx2.Response, status: int, code: str) -> None:
+    assert hasattr(response, "status_code")
+    assert hasattr(response, "json")
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
     body = response.json()
     assert body["code"] == code
     assert body["status"] == status
-    assert body["detail"] and body["title"] and body["type"]
+    assert body["detail"]
+    assert body["title"]
+    assert body["type"]
 
 
 class TestSubmit:
@@ -81,7 +85,9 @@ class TestSubmit:
         assert build["source"]["filename"] == "passing.zip"
         assert build["source"]["files"] == 3
         assert len(build["source"]["sha256"]) == 64
-        assert build["image"] is None and build["tests"] is None and build["error"] is None
+        assert build["image"] is None
+        assert build["tests"] is None
+        assert build["error"] is None
         assert queued_messages(redis_url) == [build["id"]]
         assert build_count(sqlite_engine) == 1
 

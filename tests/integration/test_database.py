@@ -92,7 +92,8 @@ class TestTransition:
                 (BuildStatus.FAILED, None),
             ]
             assert (build.error_code, build.error_message) == ("build_failed", "boom")
-            assert build.started_at is not None and build.finished_at is not None
+            assert build.started_at is not None
+            assert build.finished_at is not None
             assert build.finished_at >= build.started_at
             assert build.finished_at.tzinfo is not None
 

@@ -1,4 +1,4 @@
-"""The build pipeline against the real Docker daemon: fixture projects from upload to terminal state."""
+"""The build pipeline on the real Docker daemon: fixture projects from upload to terminal state."""
 
 from __future__ import annotations
 
@@ -117,8 +117,10 @@ class TestSuccessfulBuild:
         assert info["Config"]["User"] == "10001:10001"
         assert "4 passed, 1 skipped" in outcome.log
         assert "[deps " in outcome.log  # BuildKit output was streamed into the log
-        assert build.dockerfile is not None and "AS runtime" in build.dockerfile
-        assert build.plan is not None and build.plan["test_command"] == "python -m pytest"
+        assert build.dockerfile is not None
+        assert "AS runtime" in build.dockerfile
+        assert build.plan is not None
+        assert build.plan["test_command"] == "python -m pytest"
         assert builder.containers_of(build_id) == 0
         assert not (builder.settings.workspaces_dir / build_id).exists()
 
@@ -132,8 +134,10 @@ class TestSuccessfulBuild:
         assert outcome.build.status is BuildStatus.SUCCEEDED, outcome.log
         assert outcome.build.dockerfile is not None
         assert outcome.build.dockerfile.startswith("# A project that brings its own Dockerfile")
-        assert "test_message" in outcome.log and "OK" in outcome.log
-        assert outcome.build.tests is not None and outcome.build.tests["exit_code"] == 0
+        assert "test_message" in outcome.log
+        assert "OK" in outcome.log
+        assert outcome.build.tests is not None
+        assert outcome.build.tests["exit_code"] == 0
 
 
 class TestProjectFaults:
@@ -159,7 +163,8 @@ class TestProjectFaults:
         outcome = builder.run(builder.submit("syntax_error"))
         assert outcome.build.status is BuildStatus.FAILED, outcome.log
         assert outcome.build.error_code == "tests_failed"
-        assert outcome.build.tests is not None and outcome.build.tests["errors"] == 1
+        assert outcome.build.tests is not None
+        assert outcome.build.tests["errors"] == 1
         assert "SyntaxError" in outcome.log
 
 
