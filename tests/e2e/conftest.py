@@ -28,15 +28,25 @@ def free_port() -> int:
         return port
 
 
+# The admin token the service accepts from start-up (IMAGEBUILDER_BOOTSTRAP_TOKEN).
+ADMIN_TOKEN = "ib_e2eadmin_" + "s3cr3t" * 6
+
+
 @dataclass
 class Service:
     url: str
     settings: Settings
     env: dict[str, str]
     log_dir: Path
+    token: str = ADMIN_TOKEN
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+    def client(self, token: str | None = None) -> httpx.Client:
+        """An HTTP client for the API, authenticated with `token` (default: the admin token)."""
+        return httpx.Client(
+            base_url=self.url,
+            timeout=30,
+            headers={"Authorization": f"Bearer {token or self.token}"},
+        )
 
     def logs(self) -> str:
         return "\n".join(
@@ -137,7 +147,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     data_dir.mkdir(parents=True)
     migrate(settings.sqlalchemy_url)
     port = free_port()
-    env = os.environ | settings_env(settings)
+    env = os.environ | settings_env(settings) | {"IMAGEBUILDER_BOOTSTRAP_TOKEN": ADMIN_TOKEN}
     log_dir = data_dir / "logs"
     log_dir.mkdir()
     service = Service(f"http://127.0.0.1:{port}", settings, env, log_dir)
