@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from app.auth import caller_from_request, require_admin
 from core.auth import Caller
 from core.builds import get_build
 from core.db import session_factory
@@ -38,9 +39,12 @@ def _session(engine: Annotated[Engine, Depends(_engine)]) -> Iterator[Session]:
         yield session
 
 
-def _caller() -> Caller:
-    # Every caller is one anonymous admin until tokens exist (API.md "Authentication").
-    return Caller(owner="anonymous", admin=True)
+def _caller(request: Request, engine: Annotated[Engine, Depends(_engine)]) -> Caller:
+    return caller_from_request(request, engine)
+
+
+def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    return require_admin(caller)
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
@@ -50,6 +54,7 @@ CeleryDep = Annotated[Celery, Depends(_celery)]
 # so no transaction stays open while a log is followed.
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 CurrentCaller = Annotated[Caller, Depends(_caller)]
+AdminCaller = Annotated[Caller, Depends(_admin)]
 
 
 def _build_for_caller(build_id: str, session: SessionDep, caller: CurrentCaller) -> Build:

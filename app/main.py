@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from app import problems
-from app.routes import builds, health
-from core.db import get_engine
+from app.routes import builds, health, tokens
+from core.db import get_engine, session_scope
 from core.settings import Settings, get_settings
+from core.tokens import ensure_bootstrap_token
 from worker.celery_app import create_celery
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    engine = get_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.bootstrap_token is not None:
+            secret = settings.bootstrap_token.get_secret_value()
+            with session_scope(engine) as session:
+                ensure_bootstrap_token(session, secret)
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="imagebuilder",
         version="1",
         summary="Upload a Python project, get a tested Docker image.",
     )
     app.state.settings = settings
-    app.state.engine = get_engine(settings)
+    app.state.engine = engine
     app.state.celery = create_celery(settings)
     problems.install(app)
     app.include_router(builds.router)
+    app.include_router(tokens.router)
     app.include_router(health.router)
     return app
 

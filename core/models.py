@@ -95,3 +95,17 @@ class LogLine(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     stream: Mapped[str] = mapped_column(String(8))
     text: Mapped[str] = mapped_column(Text)
+
+
+class Token(Base):
+    """An API token. Only its SHA-256 is stored; the secret is shown once, at creation."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    admin: Mapped[bool] = mapped_column(default=False)
+    prefix: Mapped[str] = mapped_column(String(32))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -6,10 +6,11 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
+_PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "password", "admin", "token"})
 
 
 class Settings(BaseSettings):
@@ -19,6 +20,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     host: str = "127.0.0.1"
     port: int = 8000
+
+    # Accepted as an admin token from start-up (stored hashed, created if absent).
+    bootstrap_token: SecretStr | None = None
 
     # Empty means SQLite in data_dir, the embedded default.
     database_url: str = ""
@@ -71,6 +75,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        token = self.bootstrap_token.get_secret_value() if self.bootstrap_token else None
+        if token is not None and (len(token) < 24 or token.lower() in _PLACEHOLDERS):
+            raise ValueError(
+                "IMAGEBUILDER_BOOTSTRAP_TOKEN must be a random value of 24+ characters"
+            )
+        if self.environment == "production" and self.database_url == "":
+            raise ValueError("production needs IMAGEBUILDER_DATABASE_URL (PostgreSQL)")
         if self.ca_bundle is not None and not self.ca_bundle.is_file():
             raise ValueError(f"IMAGEBUILDER_CA_BUNDLE={self.ca_bundle} is not a file")
         return self

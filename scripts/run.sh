@@ -10,6 +10,16 @@ export IMAGEBUILDER_DATA_DIR IMAGEBUILDER_PORT IMAGEBUILDER_HOST
 source scripts/local-env.sh
 
 mkdir -p "$IMAGEBUILDER_DATA_DIR/logs"
+# A first admin token, made once and kept (mode 0600) in the data folder, unless one is given.
+if [ -z "${IMAGEBUILDER_BOOTSTRAP_TOKEN:-}" ]; then
+    token_file="$IMAGEBUILDER_DATA_DIR/admin-token"
+    if [ ! -s "$token_file" ]; then
+        (umask 077 && .venv/bin/python -c 'import secrets; print("ib_admin_" + secrets.token_urlsafe(32))' >"$token_file")
+    fi
+    IMAGEBUILDER_BOOTSTRAP_TOKEN=$(cat "$token_file")
+    echo "imagebuilder: admin token in $token_file (export IMAGEBUILDER_TOKEN=\$(cat $token_file))"
+fi
+export IMAGEBUILDER_BOOTSTRAP_TOKEN
 pids=()
 stop() {
     trap - INT TERM EXIT

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = Path(__file__).resolve().parent / "projects"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# The admin token every test service accepts (IMAGEBUILDER_BOOTSTRAP_TOKEN).
+ADMIN_TOKEN = "ib_testadmin_" + "s3cr3t" * 6
 
 
 def require(condition: bool, what: str) -> None:
@@ -69,6 +71,7 @@ def test_settings(data_dir: Path, **overrides: object) -> Settings:
         "ca_bundle": CA_BUNDLE if CA_BUNDLE.is_file() else None,
         "docker_cli": os.environ.get("IMAGEBUILDER_DOCKER_CLI", "/usr/bin/docker"),
         "redis_url": os.environ.get("IMAGEBUILDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9"),
+        "bootstrap_token": ADMIN_TOKEN,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

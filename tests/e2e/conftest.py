@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from core.settings import Settings
-from tests.conftest import ROOT, migrate, require, test_settings
+from tests.conftest import ADMIN_TOKEN, ROOT, migrate, require, test_settings
 from worker.docker_engine import DockerEngine, DockerUnavailable
 
 
@@ -26,10 +26,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-# The admin token the service accepts from start-up (IMAGEBUILDER_BOOTSTRAP_TOKEN).
-ADMIN_TOKEN = "ib_e2eadmin_" + "s3cr3t" * 6
 
 
 @dataclass

@@ -19,15 +19,17 @@ from core.models import Build
 from core.settings import Settings
 from core.status import BuildStatus
 from core.transitions import transition
-from tests.conftest import zip_project
+from tests.conftest import ADMIN_TOKEN, zip_project
 from worker.celery_app import QUEUE
 
 PROBLEM = "application/problem+json"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
 def client(settings: Settings, sqlite_engine: Engine, redis_url: str) -> Iterator[TestClient]:
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         yield test_client
 
 
@@ -127,7 +129,7 @@ class TestSubmitRejections:
         self, settings: Settings, sqlite_engine: Engine, redis_url: str
     ) -> None:
         small = settings.model_copy(update={"max_upload_bytes": 1000})
-        with TestClient(create_app(small)) as client:
+        with TestClient(create_app(small), headers=AUTH) as client:
             response = client.post(
                 "/api/v1/builds",
                 content=b"x" * 200_000,
@@ -145,7 +147,7 @@ class TestSubmitRejections:
             for _ in range(100):
                 yield b"x" * 100
 
-        with TestClient(create_app(small)) as client:
+        with TestClient(create_app(small), headers=AUTH) as client:
             response = client.post(
                 "/api/v1/builds", content=endless(), headers={"content-type": "application/zip"}
             )
