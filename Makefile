@@ -41,15 +41,15 @@ lint:
 	@$(SETUP) python-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy core app worker tests bench
+	$(BIN)/mypy core app worker tests
 
 fmt:
 	@$(SETUP) python-deps
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: setup
-	@$(BIN)/python bench/e2e_overhead
+bench: setup migrate
+	@source scripts/local-env.sh && for script in bench/*; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

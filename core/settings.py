@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @field_validator("builder_image_template", "runtime_image_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            value.format(version="3.11")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"{value!r} must be an image name with at most a {{version}} field"
+            ) from exc
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         token = self.bootstrap_token.get_secret_value() if self.bootstrap_token else None

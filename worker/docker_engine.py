@@ -159,6 +159,14 @@ class DockerEngine:
             raise DockerUnavailable(f"cannot inspect image {reference}: {exc}") from exc
         return True
 
+    def local_tags(self) -> set[str]:
+        """Every `repository:tag` the daemon holds, in one call."""
+        try:
+            images = self._client.images.list()
+        except DOCKER_ERRORS as exc:
+            raise DockerUnavailable(f"cannot list images: {exc}") from exc
+        return {tag for image in images for tag in image.tags}
+
     def image_info(self, reference: str) -> dict[str, Any]:
         try:
             attrs: dict[str, Any] = self._client.images.get(reference).attrs

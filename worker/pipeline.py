@@ -148,8 +148,6 @@ class Pipeline:
                 else None
             )
             return Result(status, failure, self.fields)
-        finally:
-            self._cleanup()
 
     def _run(self, options: BuildOptions, tag: str, source: Path) -> Result:
         root = self._prepare(options, source)
@@ -240,11 +238,12 @@ class Pipeline:
     def _available_versions(self) -> list[str]:
         if self.settings.pull_base_images:
             return list(SUPPORTED_PYTHON_VERSIONS)
+        present = self.docker.local_tags()
         return [
             version
             for version in SUPPORTED_PYTHON_VERSIONS
-            if self.docker.image_exists(self.settings.builder_image(version))
-            and self.docker.image_exists(self.settings.runtime_image(version))
+            if _tagged(self.settings.builder_image(version)) in present
+            and _tagged(self.settings.runtime_image(version)) in present
         ]
 
     def _dockerfile(self, root: Path, plan: Plan) -> tuple[Path, bool]:
@@ -377,13 +376,20 @@ class Pipeline:
         with session_scope(self.engine) as session:
             session.execute(update(Build).where(Build.id == self.build_id).values(values))
 
-    def _cleanup(self) -> None:
+    def cleanup(self) -> None:
+        """Remove the workspace and the images nobody asked for. Called once the build is terminal,
+        so the user does not wait for it."""
         for image in self._images_to_remove:
             try:
                 self.docker.remove_image(image)
             except DockerUnavailable as exc:
                 log.warning("could not remove image %s of build %s: %s", image, self.build_id, exc)
         shutil.rmtree(self.workspace, ignore_errors=True)
+
+
+def _tagged(reference: str) -> str:
+    """`name` as Docker lists it: with the implicit `:latest`."""
+    return reference if ":" in reference.rsplit("/", 1)[-1] else f"{reference}:latest"
 
 
 def _has_stage(dockerfile: Path, name: str) -> bool:

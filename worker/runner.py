@@ -50,27 +50,35 @@ def execute_build(
     if not claimed:
         log.info("build %s is not queued; nothing to do", build_id)
         return None
-    with LogSink(engine, build_id, max_bytes=settings.max_log_bytes) as sink:
-        try:
-            docker_engine = docker_factory()
+    pipeline: Pipeline | None = None
+    docker_engine: DockerEngine | None = None
+    try:
+        with LogSink(engine, build_id, max_bytes=settings.max_log_bytes) as sink:
             try:
-                result = Pipeline(settings, engine, docker_engine, build_id).run(sink)
-            finally:
-                docker_engine.close()
-        except DockerUnavailable as exc:
-            sink.write(LogStream.SYSTEM, f"[imagebuilder] the Docker daemon failed: {exc}")
-            sink.flush()
-            return _retry_or_fail(
-                engine, settings, build_id, Failure("docker_unavailable", str(exc)), requeue
-            )
-        except Exception:
-            log.exception("build %s crashed", build_id)
-            sink.write(LogStream.SYSTEM, "[imagebuilder] internal error; the operators are told")
-            result = Result(
-                BuildStatus.ERROR, Failure("internal_error", "The build service failed.")
-            )
-    finish(engine, build_id, result)
-    return result.status
+                docker_engine = docker_factory()
+                pipeline = Pipeline(settings, engine, docker_engine, build_id)
+                result = pipeline.run(sink)
+            except DockerUnavailable as exc:
+                sink.write(LogStream.SYSTEM, f"[imagebuilder] the Docker daemon failed: {exc}")
+                sink.flush()
+                return _retry_or_fail(
+                    engine, settings, build_id, Failure("docker_unavailable", str(exc)), requeue
+                )
+            except Exception:
+                log.exception("build %s crashed", build_id)
+                sink.write(
+                    LogStream.SYSTEM, "[imagebuilder] internal error; the operators are told"
+                )
+                result = Result(
+                    BuildStatus.ERROR, Failure("internal_error", "The build service failed.")
+                )
+        finish(engine, build_id, result)
+        return result.status
+    finally:
+        if pipeline is not None:
+            pipeline.cleanup()
+        if docker_engine is not None:
+            docker_engine.close()
 
 
 def _retry_or_fail(
