@@ -39,8 +39,12 @@ def _session(engine: Annotated[Engine, Depends(_engine)]) -> Iterator[Session]:
         yield session
 
 
-def _caller(request: Request, engine: Annotated[Engine, Depends(_engine)]) -> Caller:
-    return caller_from_request(request, engine)
+def _caller(
+    request: Request,
+    engine: Annotated[Engine, Depends(_engine)],
+    settings: Annotated[Settings, Depends(_settings)],
+) -> Caller:
+    return caller_from_request(request, engine, settings)
 
 
 def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.exc import OperationalError
 
-from app import problems
+from app import problems, web
 from app.routes import builds, health, tokens
 from core.db import get_engine, session_scope
 from core.settings import Settings, get_settings
 from core.tokens import ensure_bootstrap_token
 from worker.celery_app import create_celery
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -23,8 +27,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if settings.bootstrap_token is not None:
             secret = settings.bootstrap_token.get_secret_value()
-            with session_scope(engine) as session:
-                ensure_bootstrap_token(session, secret)
+            try:
+                with session_scope(engine) as session:
+                    ensure_bootstrap_token(session, secret)
+            except OperationalError as exc:
+                # Serve anyway (readyz says the database is down); the token is also checked
+                # directly, so the operator is not locked out.
+                log.warning("could not store the bootstrap token: %s", exc)
         yield
 
     app = FastAPI(
@@ -40,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(builds.router)
     app.include_router(tokens.router)
     app.include_router(health.router)
+    web.install(app)  # the dashboard: pages at /, helpers and static files under /ui/
     return app
 
 

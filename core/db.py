@@ -6,16 +6,22 @@ The edge (a request, a task) owns the session and commits; functions below only 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from core.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -59,7 +65,16 @@ def make_engine(url: str) -> Engine:
         # busy_timeout instead of failing with "database is locked" on lock upgrade.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # A short connect timeout: with the database down, the API answers 503 at once instead of
+    # holding requests for the driver's default of minutes.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=5,
+        connect_args={"connect_timeout": 3},
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -84,6 +99,34 @@ def get_engine(settings: Settings | None = None) -> Engine:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def retrying(
+    engine: Engine,
+    work: Callable[[Session], T],
+    *,
+    patience_seconds: float = 600.0,
+    first_delay: float = 0.5,
+) -> T:
+    """Run `work` in its own transaction, retrying while the database is unreachable.
+
+    For the worker, whose results must be recorded once the database is back: an outage shorter
+    than `patience_seconds` delays the write instead of losing it.
+    """
+    deadline = time.monotonic() + patience_seconds
+    delay = first_delay
+    while True:
+        try:
+            with session_scope(engine) as session:
+                return work(session)
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "database unavailable (%s); retrying in %.1f s", exc.__class__.__name__, delay
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 @contextmanager

@@ -7,17 +7,20 @@ written and the rest is counted but not stored.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from types import TracebackType
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from core.db import session_scope, utcnow
+from core.db import retrying, session_scope, utcnow
 from core.models import Build, LogLine
 
+log = logging.getLogger(__name__)
 MAX_LINE_CHARS = 16_384
 
 
@@ -119,31 +122,51 @@ class LogSink:
             LogLine(build_id=self._build_id, seq=self._seq, at=utcnow(), stream=stream, text=line)
         )
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Write what is pending; False (lines kept for the next flush) if the database failed."""
         with self._flush_lock:
             with self._lock:
                 batch, self._pending = self._pending, []
                 seq, total, truncated = self._seq, self._bytes, self._truncated
             if not batch:
-                return
-            with session_scope(self._engine) as session:
-                session.add_all(batch)
-                session.execute(
-                    update(Build)
-                    .where(Build.id == self._build_id)
-                    .values(log_lines=seq, log_bytes=total, log_truncated=truncated)
-                )
+                return True
+            try:
+                with session_scope(self._engine) as session:
+                    session.add_all(batch)
+                    session.execute(
+                        update(Build)
+                        .where(Build.id == self._build_id)
+                        .values(log_lines=seq, log_bytes=total, log_truncated=truncated)
+                    )
+            except (OperationalError, InterfaceError) as exc:
+                log.warning("log flush for %s failed, kept for later: %s", self._build_id, exc)
+                with self._lock:
+                    self._pending = [_detached(line) for line in batch] + self._pending
+                return False
+            return True
 
     def close(self) -> None:
         self._closed.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self.flush()
+        # The last lines matter most (the outcome): wait for a database that is briefly away.
+        retrying(self._engine, lambda _session: self._flush_or_raise())
+
+    def _flush_or_raise(self) -> None:
+        if not self.flush():
+            raise OperationalError("flush", {}, Exception("log flush failed"))
 
     def _flush_periodically(self) -> None:
         while not self._closed.wait(self._flush_interval):
             self.flush()
+
+
+def _detached(line: LogLine) -> LogLine:
+    """A fresh copy of a line whose insert was rolled back (the old object is tied to that try)."""
+    return LogLine(
+        build_id=line.build_id, seq=line.seq, at=line.at, stream=line.stream, text=line.text
+    )
 
 
 def read_lines(

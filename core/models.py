@@ -40,6 +40,8 @@ class Build(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when retention removed the build's log, source and image; the row itself stays.
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     source_filename: Mapped[str] = mapped_column(String(255))
     source_size_bytes: Mapped[int] = mapped_column(BigInteger)

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     require_tests: bool = False
     max_log_bytes: int = 10 * MiB
 
+    # Refuse new uploads (503) when the data folder's disk has less than this free.
+    min_free_disk_bytes: int = 1024 * MiB
+    # Terminal builds older than this lose their log, stored source and image (the row stays).
+    retention_days: float = 30.0
+
     # Reliability: a running build whose worker stops beating is handed back or failed.
     heartbeat_seconds: float = 5.0
     stale_after_seconds: float = 120.0

@@ -23,6 +23,7 @@ from core.ids import new_token_id
 from core.models import Token
 
 TOKEN_PREFIX = "ib_"
+BOOTSTRAP_OWNER = "admin"
 _OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 
 
@@ -75,7 +76,7 @@ def create_token(session: Session, *, owner: str, admin: bool = False) -> NewTok
     return NewToken(token=token, secret=secret)
 
 
-def ensure_bootstrap_token(session: Session, secret: str, *, owner: str = "admin") -> Token:
+def ensure_bootstrap_token(session: Session, secret: str, *, owner: str = BOOTSTRAP_OWNER) -> Token:
     """Accept `secret` as an admin token (IMAGEBUILDER_BOOTSTRAP_TOKEN): stored hashed, once."""
     digest = hash_secret(secret)
     existing = session.scalars(select(Token).where(Token.secret_hash == digest)).one_or_none()

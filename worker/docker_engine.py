@@ -196,6 +196,24 @@ class DockerEngine:
         except DOCKER_ERRORS as exc:
             raise DockerUnavailable(f"cannot remove image {reference}: {exc}") from exc
 
+    def build_containers(self) -> dict[str, str]:
+        """Every container this service made: container id -> build id."""
+        try:
+            containers = self._client.containers.list(
+                all=True, filters={"label": "imagebuilder.build-id"}
+            )
+        except DOCKER_ERRORS as exc:
+            raise DockerUnavailable(f"cannot list containers: {exc}") from exc
+        return {c.id or "": c.labels.get("imagebuilder.build-id", "") for c in containers}
+
+    def remove_container(self, container_id: str) -> None:
+        try:
+            self._client.containers.get(container_id).remove(force=True)
+        except docker.errors.NotFound:
+            return
+        except DOCKER_ERRORS as exc:
+            raise DockerUnavailable(f"cannot remove container {container_id}: {exc}") from exc
+
     def remove_containers(self, labels: dict[str, str]) -> int:
         """Force-remove every container carrying all `labels` (orphans of a lost worker)."""
         filters: dict[str, str | list[str] | bool] = {

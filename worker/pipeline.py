@@ -18,13 +18,16 @@ import shutil
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Row, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from core.archive import extract_archive
-from core.db import session_scope, utcnow
+from core.db import retrying, session_scope, utcnow
 from core.detect import DetectionError, Plan, detect
 from core.diagnose import classify_build_failure
 from core.dockerfile import CA_SECRET_ID, BaseImages, render
@@ -81,6 +84,17 @@ class Watchdog:
         if time.monotonic() > self.deadline:
             return BuildStatus.TIMED_OUT.value
         now = time.monotonic()
+        try:
+            row = self._beat_and_read(now)
+        except (OperationalError, InterfaceError):
+            return None  # the database is away: keep building; the outcome waits for it
+        if row.cancel_requested_at is not None:
+            return BuildStatus.CANCELLED.value
+        if row.status is not BuildStatus.RUNNING:
+            return BuildStatus.CANCELLED.value  # moved by someone else (sweeper, admin)
+        return None
+
+    def _beat_and_read(self, now: float) -> Row[BuildStatus, datetime | None]:
         with session_scope(self._engine) as session:
             if now - self._last_beat >= self._heartbeat_every:
                 session.execute(
@@ -89,14 +103,9 @@ class Watchdog:
                     .values(heartbeat_at=utcnow())
                 )
                 self._last_beat = now
-            row = session.execute(
+            return session.execute(
                 select(Build.status, Build.cancel_requested_at).where(Build.id == self._build_id)
             ).one()
-        if row.cancel_requested_at is not None:
-            return BuildStatus.CANCELLED.value
-        if row.status is not BuildStatus.RUNNING:
-            return BuildStatus.CANCELLED.value  # moved by someone else (sweeper, admin)
-        return None
 
 
 @dataclass
@@ -366,15 +375,14 @@ class Pipeline:
         self.sink.write(LogStream.BUILD, line)
 
     def _phase(self, phase: Phase) -> None:
-        with session_scope(self.engine) as session:
-            moved = enter_phase(session, self.build_id, phase)
+        moved = retrying(self.engine, lambda session: enter_phase(session, self.build_id, phase))
         if not moved:
             raise Stopped(BuildStatus.CANCELLED.value)
         self.say(f"phase: {phase}")
 
     def _save(self, values: dict[str, Any]) -> None:
-        with session_scope(self.engine) as session:
-            session.execute(update(Build).where(Build.id == self.build_id).values(values))
+        query = update(Build).where(Build.id == self.build_id).values(values)
+        retrying(self.engine, lambda session: session.execute(query))
 
     def cleanup(self) -> None:
         """Remove the workspace and the images nobody asked for. Called once the build is terminal,
@@ -398,9 +406,13 @@ def _has_stage(dockerfile: Path, name: str) -> bool:
 
 
 def finish(engine: Engine, build_id: str, result: Result) -> bool:
-    """Record the result and move the build to its terminal status, in one transaction."""
-    with session_scope(engine) as session:
+    """Record the result and move the build to its terminal status, in one transaction; waits out
+    a database outage rather than lose the outcome."""
+
+    def record(session: Session) -> bool:
         moved = transition(session, build_id, result.status, failure=result.failure)
         if moved and result.fields:
             session.execute(update(Build).where(Build.id == build_id).values(result.fields))
-    return moved
+        return moved
+
+    return retrying(engine, record)

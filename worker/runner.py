@@ -8,6 +8,8 @@ attempts left, handed back to the queue. `sweep` repairs what crashed processes 
 from __future__ import annotations
 
 import logging
+import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +19,9 @@ from sqlalchemy import Engine, select, update
 from core.db import session_scope, utcnow
 from core.logs import LogSink, LogStream
 from core.models import Build
+from core.retention import purge_expired
 from core.settings import Settings
+from core.sources import source_path
 from core.status import BuildStatus, Failure
 from core.transitions import transition
 from worker.docker_engine import DockerEngine, DockerUnavailable
@@ -151,7 +155,38 @@ def sweep(
             )
     for build_id in [*requeued, *waiting]:
         requeue(build_id, 0)
+    _collect_garbage(settings, engine, docker_factory)
     return SweepReport(requeued=requeued, resent=list(waiting), failed=failed)
+
+
+def _collect_garbage(settings: Settings, engine: Engine, docker_factory: DockerFactory) -> None:
+    """Remove what no running build needs: expired logs, sources and images (retention),
+    workspaces and containers left by crashed workers."""
+    with session_scope(engine) as session:
+        purged = purge_expired(session, settings)
+        running = set(
+            session.scalars(select(Build.id).where(Build.status == BuildStatus.RUNNING)).all()
+        )
+    for sha256 in purged.orphan_sources:
+        source_path(settings, sha256).unlink(missing_ok=True)
+    if settings.workspaces_dir.is_dir():
+        # Only old ones: a build claimed after the query above may be filling its workspace now.
+        settled = time.time() - settings.stale_after_seconds
+        for workspace in settings.workspaces_dir.iterdir():
+            if workspace.name not in running and workspace.stat().st_mtime < settled:
+                shutil.rmtree(workspace, ignore_errors=True)
+    try:
+        docker_engine = docker_factory()
+        try:
+            for image in purged.images:
+                docker_engine.remove_image(image)
+            for container_id, build_id in docker_engine.build_containers().items():
+                if build_id not in running:
+                    docker_engine.remove_container(container_id)
+        finally:
+            docker_engine.close()
+    except DockerUnavailable as exc:
+        log.warning("garbage collection skipped Docker: %s", exc)
 
 
 def _remove_orphans(docker_factory: DockerFactory, build_id: str) -> None:

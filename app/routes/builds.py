@@ -28,6 +28,7 @@ from core.auth import Caller
 from core.db import session_scope
 from core.errors import DockerfileNotReady, ImageBuilderError, InvalidOption
 from core.options import BuildOptions
+from core.retention import ensure_disk_space
 from core.sources import StoredSource, accept_source, new_upload_path
 from core.status import BuildStatus
 from worker.dispatch import enqueue_build
@@ -128,6 +129,7 @@ async def submit_build(
         }.items()
         if value is not None
     }
+    await run_in_threadpool(ensure_disk_space, settings)
     partial = new_upload_path(settings)
     upload = await read_upload(request, partial, settings.max_upload_bytes)
     try:
