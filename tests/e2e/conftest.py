@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,7 +35,9 @@ class Service:
     settings: Settings
     env: dict[str, str]
     log_dir: Path
+    broker: RedisServer
     token: str = ADMIN_TOKEN
+    worker: subprocess.Popen[bytes] | None = None
 
     def client(self, token: str | None = None) -> httpx.Client:
         """An HTTP client for the API, authenticated with `token` (default: the admin token)."""
@@ -114,11 +117,75 @@ def start_worker(service: Service, name: str = "worker") -> subprocess.Popen[byt
     )
 
 
+class RedisServer:
+    """A private redis-server on a free port: each service gets its own broker, which a test
+    may stop and start again (no persistence: a restart loses every queued message)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._log = log_dir / "redis.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None
+        self._process = start(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            dict(os.environ),
+            self._log,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        client.close()
+
+    def stop(self) -> None:
+        if self._process is not None:
+            stop(self._process)
+            self._process = None
+
+
+def wait_ready(service: Service) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the service did not become ready\n{service.logs()}")
+        time.sleep(0.3)
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     data_dir = tmp_path_factory.mktemp("service") / "data"
+    log_dir = data_dir / "logs"
+    log_dir.mkdir(parents=True)
+    require(shutil.which("redis-server") is not None, "redis-server (make test installs it)")
+    broker = RedisServer(log_dir)
     settings = test_settings(
         data_dir,
+        redis_url=broker.url,
         sweep_interval_seconds=2.0,
         stale_after_seconds=15.0,
         requeue_after_seconds=10.0,
@@ -132,21 +199,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     except DockerUnavailable:
         bases_present = False
     require(bases_present, "the Docker daemon with the local base images")
-    broker = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
-    try:
-        broker.ping()
-        broker.flushdb()
-        alive = True
-    except redis.RedisError:
-        alive = False
-    require(alive, f"Redis at {settings.redis_url}")
-    data_dir.mkdir(parents=True)
     migrate(settings.sqlalchemy_url)
     port = free_port()
     env = os.environ | settings_env(settings) | {"IMAGEBUILDER_BOOTSTRAP_TOKEN": ADMIN_TOKEN}
-    log_dir = data_dir / "logs"
-    log_dir.mkdir()
-    service = Service(f"http://127.0.0.1:{port}", settings, env, log_dir)
+    service = Service(f"http://127.0.0.1:{port}", settings, env, log_dir, broker=broker)
+    broker.start()
     api = start(
         [
             str(Path(sys.executable).parent / "uvicorn"),
@@ -158,21 +215,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         env,
         log_dir / "api.log",
     )
-    worker = start_worker(service)
+    service.worker = start_worker(service)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the service did not become ready\n{service.logs()}")
-            time.sleep(0.3)
+        wait_ready(service)
         yield service
     finally:
-        stop(worker)
+        if service.worker is not None:
+            stop(service.worker)
         stop(api)
-        broker.flushdb()
-        broker.close()
+        broker.stop()

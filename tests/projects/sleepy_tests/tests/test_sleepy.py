@@ -1,0 +1,6 @@
+import time
+
+
+def test_takes_a_few_seconds():
+    time.sleep(8)
+    assert True
