@@ -32,7 +32,7 @@ migrate:
 	@$(BIN)/alembic upgrade head
 
 test:
-	@$(SETUP) python-deps docker redis postgres
+	@$(SETUP) python-deps docker redis postgres browser
 	@$(SETUP) base-images $(TEST_PYTHON_VERSIONS)
 	@$(MAKE) --no-print-directory lint
 	@scripts/test.sh

@@ -11,6 +11,7 @@
 #   postgres               a throwaway cluster on 127.0.0.1:${PGPORT:-55432} with database
 #                          imagebuilder_test, user postgres, trust auth (tests only!)
 #   python-deps            .venv with uv and the project installed editable with [dev]
+#   browser                Debian's chromium, which the dashboard's browser tests drive
 #   base-images [V...]     scripts/base-images.sh; takes the rest of the arguments (default 3.11)
 #   all                    every component above, base images for the default version
 #
@@ -288,6 +289,13 @@ setup_python_deps() {
     echo "python-deps: ready ($("$venv/bin/python" -V))"
 }
 
+# --- browser --------------------------------------------------------------------------------------
+# Playwright cannot download its own browser here; the tests drive Debian's chromium instead.
+setup_browser() {
+    have chromium || provide browser "chromium (for the dashboard's browser tests)" chromium
+    echo "browser: ready ($(chromium --version 2>/dev/null | head -n 1))"
+}
+
 # --- base-images ----------------------------------------------------------------------------------
 setup_base_images() {
     setup_docker >/dev/null
@@ -308,7 +316,7 @@ main() {
     # Check every name first: a typo should not surface after minutes of work.
     for arg; do
         case $arg in
-            docker | redis | postgres | python-deps | all) ;;
+            docker | redis | postgres | python-deps | browser | all) ;;
             base-images) break ;;
             -h | --help) usage 0 ;;
             *) echo "setup.sh: unknown component '$arg'" >&2 && usage ;;
@@ -320,6 +328,7 @@ main() {
             redis) setup_redis ;;
             postgres) setup_postgres ;;
             python-deps) setup_python_deps ;;
+            browser) setup_browser ;;
             all)
                 setup_python_deps
                 setup_docker

@@ -113,6 +113,31 @@ class TestOutcome:
     report: str | None
 
 
+@dataclass(frozen=True)
+class CommandRun:
+    """A short command in the same locked-down container as the tests (checks of an image)."""
+
+    image: str
+    command: list[str]
+    build_id: str
+    memory_bytes: int
+    cpus: float
+    pids_limit: int
+    tmpfs_bytes: int
+    user: str = "65534:65534"
+    role: str = "check"
+    entrypoint: list[str] | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    exit_code: int
+    oom_killed: bool
+    # The last lines of its output (stdout and stderr), also streamed to `on_line`.
+    output: list[str]
+
+
 class LineSplitter:
     """Turns a byte stream into text lines: invalid UTF-8 replaced, partial lines kept for later."""
 
@@ -149,6 +174,13 @@ class DockerEngine:
             self._client.ping()
         except DOCKER_ERRORS as exc:
             raise DockerUnavailable(f"the Docker daemon does not answer: {exc}") from exc
+
+    def _answers(self) -> bool:
+        try:
+            self._client.ping()
+        except DOCKER_ERRORS:
+            return False
+        return True
 
     def image_exists(self, reference: str) -> bool:
         try:
@@ -273,7 +305,9 @@ class DockerEngine:
             reader.join(timeout=10)
             process.stdout.close()
         if process.returncode != 0:
-            if _daemon_unreachable(tail):
+            # A build also fails when the daemon goes away mid-build; then it is not the
+            # project's fault. Whatever the CLI printed, a daemon that does not answer now is.
+            if _daemon_unreachable(tail) or not self._answers():
                 raise DockerUnavailable("the Docker daemon was lost during the build")
             raise BuildStepFailed(process.returncode, list(tail))
         image_id = iidfile.read_text().strip()
@@ -285,18 +319,57 @@ class DockerEngine:
     def run_tests(self, spec: TestRun, on_line: LineSink, watchdog: Watchdog) -> TestOutcome:
         """Run the test command in a locked-down container; removes it whatever happens."""
         marker = f"::imagebuilder-report::{os.urandom(12).hex()}::"
-        try:
-            container = self._client.containers.create(
-                spec.image,
+        container = self._sandbox(
+            CommandRun(
+                image=spec.image,
+                command=[],
+                build_id=spec.build_id,
+                memory_bytes=spec.memory_bytes,
+                cpus=spec.cpus,
+                pids_limit=spec.pids_limit,
+                tmpfs_bytes=spec.tmpfs_bytes,
+                user=spec.user,
+                role="test",
                 entrypoint=["/bin/sh", "-c", _TEST_WRAPPER],
                 environment={
                     "IMAGEBUILDER_TEST_COMMAND": spec.command,
                     "IMAGEBUILDER_REPORT_MARKER": marker,
                     "PYTEST_ADDOPTS": f"-p no:cacheprovider --junitxml={JUNIT_PATH}",
-                    "HOME": "/tmp",
-                    "PYTHONDONTWRITEBYTECODE": "1",
                     "CI": "true",
                 },
+            )
+        )
+        try:
+            return self._run(container, marker, on_line, watchdog)
+        finally:
+            _remove(container)
+
+    def run_command(
+        self, spec: CommandRun, on_line: LineSink, watchdog: Watchdog
+    ) -> CommandOutcome:
+        """Run `spec.command` in a locked-down container (as the tests run) and wait for it."""
+        tail: collections.deque[str] = collections.deque(maxlen=200)
+
+        def forward(line: str) -> None:
+            tail.append(line)
+            on_line(line)
+
+        container = self._sandbox(spec)
+        try:
+            outcome = self._run(container, None, forward, watchdog)
+        finally:
+            _remove(container)
+        return CommandOutcome(outcome.exit_code, outcome.oom_killed, list(tail))
+
+    def _sandbox(self, spec: CommandRun) -> Container:
+        """A created (not started) container: no network, non-root, no capabilities, read-only
+        root with a tmpfs /tmp, memory/CPU/pids limits, labelled with the build."""
+        try:
+            return self._client.containers.create(
+                spec.image,
+                command=spec.command or None,
+                entrypoint=spec.entrypoint,
+                environment={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", **spec.environment},
                 user=spec.user,
                 network_mode="none",
                 read_only=True,
@@ -307,25 +380,16 @@ class DockerEngine:
                 memswap_limit=spec.memory_bytes,
                 nano_cpus=int(spec.cpus * 1e9),
                 pids_limit=spec.pids_limit,
-                labels={"imagebuilder.build-id": spec.build_id, "imagebuilder.role": "test"},
+                labels={"imagebuilder.build-id": spec.build_id, "imagebuilder.role": spec.role},
                 detach=True,
             )
         except docker.errors.ImageNotFound as exc:
-            raise DockerUnavailable(f"test image {spec.image} vanished: {exc}") from exc
+            raise DockerUnavailable(f"image {spec.image} vanished: {exc}") from exc
         except DOCKER_ERRORS as exc:
-            raise DockerUnavailable(f"cannot create the test container: {exc}") from exc
-        try:
-            return self._run(container, marker, on_line, watchdog)
-        finally:
-            try:
-                container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
-            except DOCKER_ERRORS as exc:
-                raise DockerUnavailable(f"cannot remove test container: {exc}") from exc
+            raise DockerUnavailable(f"cannot create the {spec.role} container: {exc}") from exc
 
     def _run(
-        self, container: Container, marker: str, on_line: LineSink, watchdog: Watchdog
+        self, container: Container, marker: str | None, on_line: LineSink, watchdog: Watchdog
     ) -> TestOutcome:
         report: list[str] = []
         in_report = False
@@ -333,7 +397,7 @@ class DockerEngine:
 
         def route(line: str) -> None:
             nonlocal in_report, report_size
-            if line == marker:
+            if marker is not None and line == marker:
                 in_report, report_size = True, 0
                 report.clear()
             elif in_report:
@@ -347,7 +411,7 @@ class DockerEngine:
             container.start()
             stream = container.logs(stream=True, follow=True, stdout=True, stderr=True)
         except DOCKER_ERRORS as exc:
-            raise DockerUnavailable(f"cannot start the test container: {exc}") from exc
+            raise DockerUnavailable(f"cannot start the container: {exc}") from exc
         reader = _pump(stream, route)
         try:
             _wait(lambda timeout: _container_done(container, timeout), watchdog)
@@ -359,13 +423,25 @@ class DockerEngine:
         try:
             container.reload()
         except DOCKER_ERRORS as exc:
-            raise DockerUnavailable(f"cannot inspect the test container: {exc}") from exc
+            raise DockerUnavailable(f"cannot inspect the container: {exc}") from exc
         state = container.attrs["State"]
         return TestOutcome(
             exit_code=int(state.get("ExitCode", -1)),
             oom_killed=bool(state.get("OOMKilled")),
             report="\n".join(report) if in_report else None,
         )
+
+
+def _remove(container: Container) -> None:
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: a removal is already in progress
+            raise DockerUnavailable(f"cannot remove container: {exc}") from exc
+    except DOCKER_ERRORS as exc:
+        raise DockerUnavailable(f"cannot remove container: {exc}") from exc
 
 
 def _chunks(stream: Any) -> Iterator[bytes]:
@@ -453,5 +529,6 @@ def _daemon_unreachable(tail: Iterable[str]) -> bool:
             "error during connect",
             "connection reset by peer",
             "transport is closing",
+            "server did not provide an image ID",
         )
     )
