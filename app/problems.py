@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError as DatabaseOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import ImageBuilderError, ServiceUnavailable
+from core.errors import ImageBuilderError
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -47,7 +47,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ImageBuilderError)
     headers = None
-    if isinstance(exc, ServiceUnavailable):
+    if exc.retry_after is not None:
         headers = {"Retry-After": str(exc.retry_after)}
     return problem_response(exc.status, exc.code, exc.title, exc.detail, headers)
 

@@ -6,15 +6,23 @@ Functions add and flush; the caller (request or task) owns the session and commi
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from core.auth import Caller
 from core.db import utcnow
-from core.errors import BuildDoesNotExist, BuildIsTerminal, InvalidOption, SourceUnavailable
+from core.errors import (
+    BuildDoesNotExist,
+    BuildIsTerminal,
+    InvalidOption,
+    RateLimited,
+    SourceUnavailable,
+)
 from core.ids import new_build_id
 from core.models import Build, BuildEvent
 from core.options import BuildOptions
@@ -58,6 +66,23 @@ def create_build(
     session.add(BuildEvent(build_id=build_id, at=now, status=BuildStatus.QUEUED))
     session.flush()
     return build
+
+
+def check_submission_rate(session: Session, caller: Caller, per_minute: int) -> None:
+    """Raise RateLimited when `caller`'s owner submitted `per_minute` builds in the last minute."""
+    window_start = utcnow() - timedelta(minutes=1)
+    recent = session.scalars(
+        select(Build.created_at)
+        .where(Build.owner == caller.owner, Build.created_at > window_start)
+        .order_by(Build.created_at)
+        .limit(per_minute)
+    ).all()
+    if len(recent) >= per_minute:
+        wait = (recent[0] - window_start).total_seconds()
+        raise RateLimited(
+            f"{caller.owner} submitted {per_minute} builds in the last minute; try again shortly.",
+            retry_after=max(1, math.ceil(wait)),
+        )
 
 
 def get_build(

@@ -11,7 +11,8 @@
     ├── SourceUnavailable             409  source_unavailable (removed by retention)
     ├── Unauthenticated               401  unauthenticated
     ├── Forbidden                     403  forbidden
-    ├── ServiceUnavailable            503  unavailable (database, broker, disk)
+    ├── RateLimited                   429  rate_limited (Retry-After)
+    ├── ServiceUnavailable            503  unavailable (database, broker, disk; Retry-After)
     └── InvalidTransition             500  a bug: the state machine refused a status change
 
 The API's exception handler turns any of them into problem+json; nothing else reaches a user.
@@ -24,6 +25,8 @@ class ImageBuilderError(Exception):
     status: int = 500
     code: str = "internal"
     title: str = "Internal error"
+    # Seconds after which a retry may succeed (sent as Retry-After), where that is known.
+    retry_after: int | None = None
 
     def __init__(self, detail: str, *, code: str | None = None) -> None:
         super().__init__(detail)
@@ -96,6 +99,16 @@ class Forbidden(ImageBuilderError):
     status = 403
     code = "forbidden"
     title = "Forbidden"
+
+
+class RateLimited(ImageBuilderError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(ImageBuilderError):

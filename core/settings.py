@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     require_tests: bool = False
     max_log_bytes: int = 10 * MiB
 
+    # Per owner: submissions accepted per minute (429 past it), and builds running at once (more
+    # wait in the queue, served fairly between owners).
+    submissions_per_minute: int = 60
+    max_running_per_owner: int = 2
+
     # Refuse new uploads (503) when the data folder's disk has less than this free.
     min_free_disk_bytes: int = 1024 * MiB
     # Terminal builds older than this lose their log, stored source and image (the row stays).

@@ -20,6 +20,7 @@ from core.db import session_scope, utcnow
 from core.logs import LogSink, LogStream
 from core.models import Build
 from core.retention import purge_expired
+from core.scheduling import claim_next
 from core.settings import Settings
 from core.sources import source_path
 from core.status import BuildStatus, Failure
@@ -33,6 +34,7 @@ Requeue = Callable[[str, float], object]
 DockerFactory = Callable[[], DockerEngine]
 
 RETRY_DELAY_SECONDS = 10.0
+WAIT_FOR_SLOT_SECONDS = 5.0
 
 
 def execute_build(
@@ -42,18 +44,21 @@ def execute_build(
     docker_factory: DockerFactory,
     requeue: Requeue,
 ) -> BuildStatus | None:
-    """Run one build to its end; None if it was not ours to run (claimed, cancelled, gone)."""
+    """Claim the fairest queued build (see core.scheduling; `build_id` is the message's ticket) and
+    run it to its end. None when there was nothing to run; a ticket whose owners are all at their
+    cap is re-sent later."""
     with session_scope(engine) as session:
-        claimed = transition(
+        claim = claim_next(
             session,
-            build_id,
-            BuildStatus.RUNNING,
-            only_from=frozenset({BuildStatus.QUEUED}),
+            ticket=build_id,
+            max_running_per_owner=settings.max_running_per_owner,
             worker=worker_name(),
         )
-    if not claimed:
-        log.info("build %s is not queued; nothing to do", build_id)
+    if claim.build_id is None:
+        if claim.wait:
+            requeue(build_id, WAIT_FOR_SLOT_SECONDS)
         return None
+    build_id = claim.build_id
     pipeline: Pipeline | None = None
     docker_engine: DockerEngine | None = None
     try:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import ValidationError
-from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 
+from app import submission
 from app.deps import (
     BuildForCaller,
     CeleryDep,
@@ -22,16 +19,12 @@ from app.deps import (
 from app.logstream import SSE_TYPE, follow_lines, plain_lines, sse_events
 from app.problems import problem_responses
 from app.schemas import BuildOut, BuildPage, build_out
-from app.upload import FILE_FIELD, read_upload
+from app.submission import submit_upload
+from app.upload import FILE_FIELD
 from core import builds as build_service
 from core.auth import Caller
-from core.db import session_scope
-from core.errors import DockerfileNotReady, ImageBuilderError, InvalidOption
-from core.options import BuildOptions
-from core.retention import ensure_disk_space
-from core.sources import StoredSource, accept_source, new_upload_path
+from core.errors import DockerfileNotReady
 from core.status import BuildStatus
-from worker.dispatch import enqueue_build
 
 router = APIRouter(prefix="/api/v1/builds", tags=["builds"])
 
@@ -59,33 +52,6 @@ _UPLOAD_BODY: dict[str, Any] = {
         },
     }
 }
-
-
-def parse_options(raw: dict[str, str]) -> BuildOptions:
-    """Options from form fields or query parameters (all strings), validated."""
-    values: dict[str, Any] = {key: value for key, value in raw.items() if value != ""}
-    if "build_args" in values:
-        try:
-            values["build_args"] = json.loads(values["build_args"])
-        except json.JSONDecodeError as exc:
-            raise InvalidOption("build_args must be a JSON object of strings") from exc
-    try:
-        return BuildOptions.model_validate(values)
-    except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'options'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise InvalidOption(details) from exc
-
-
-def _record_build(
-    engine: Engine, caller: Caller, source: StoredSource, options: BuildOptions
-) -> BuildOut:
-    with session_scope(engine) as session:
-        build = build_service.create_build(session, caller=caller, source=source, options=options)
-        out = build_out(build, events=[])
-    return out
 
 
 @router.post(
@@ -129,17 +95,9 @@ async def submit_build(
         }.items()
         if value is not None
     }
-    await run_in_threadpool(ensure_disk_space, settings)
-    partial = new_upload_path(settings)
-    upload = await read_upload(request, partial, settings.max_upload_bytes)
-    try:
-        options = parse_options(query | upload.fields)
-        source = await run_in_threadpool(accept_source, upload.file, upload.filename, settings)
-    except ImageBuilderError:
-        partial.unlink(missing_ok=True)
-        raise
-    build = await run_in_threadpool(_record_build, engine, caller, source, options)
-    await run_in_threadpool(enqueue_build, celery, build.id)
+    build = await submit_upload(
+        request, settings=settings, engine=engine, celery=celery, caller=caller, options=query
+    )
     response.headers["Location"] = build.links.self
     return build
 
@@ -248,9 +206,6 @@ def rebuild_build(
     settings: SettingsDep,
 ) -> BuildOut:
     """A new build from the same stored source and options."""
-    new_build = build_service.rebuild(session, build, caller, settings)
-    out = build_out(new_build, events=[])
-    session.commit()
-    enqueue_build(celery, new_build.id)
+    out = submission.rebuild(session, build, caller=caller, settings=settings, celery=celery)
     response.headers["Location"] = out.links.self
     return out

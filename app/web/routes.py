@@ -16,14 +16,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from app import submission
 from app.deps import CeleryDep, EngineDep, SessionDep, SettingsDep
 from app.logstream import SSE_TYPE, plain_lines, sse_events
-from app.routes.builds import parse_options
 from app.schemas import build_out
-from app.upload import read_upload
+from app.submission import submit_upload
 from app.web.session import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -43,14 +42,11 @@ from app.web.session import (
 from app.web.view import STATIC_DIR, STATIC_PREFIX, build_args_field, templates
 from core import builds as build_service
 from core.auth import Caller
-from core.db import session_scope, utcnow
-from core.errors import BuildDoesNotExist, BuildIsTerminal, DockerfileNotReady, ImageBuilderError
+from core.db import utcnow
+from core.errors import BuildDoesNotExist, BuildIsTerminal, DockerfileNotReady
 from core.models import Build
-from core.options import BuildOptions
 from core.settings import SUPPORTED_PYTHON_VERSIONS
-from core.sources import StoredSource, accept_source, new_upload_path
 from core.status import BuildStatus
-from worker.dispatch import enqueue_build
 
 PAGE_SIZE = 25
 _MAX_EVENT_ID_DIGITS = 12
@@ -236,12 +232,11 @@ def build_list_fragment(
     return templates.TemplateResponse(request, "_list.html", context)
 
 
-def _record_build(
-    engine: Engine, caller: Caller, source: StoredSource, options: BuildOptions
-) -> str:
-    with session_scope(engine) as session:
-        build = build_service.create_build(session, caller=caller, source=source, options=options)
-        return build.id
+def _dashboard_fields(fields: dict[str, str]) -> dict[str, str]:
+    """The form takes build arguments as NAME=value lines; the API takes a JSON object."""
+    if "build_args" in fields:
+        return fields | {"build_args": build_args_field(fields["build_args"])}
+    return fields
 
 
 @router.post("/ui/builds", status_code=202)
@@ -255,19 +250,16 @@ async def upload(
 ) -> JSONResponse:
     """The upload form's target: the same checks and steps as POST /api/v1/builds. The CSRF
     token comes in a header, so it is checked before a byte of the body is read."""
-    partial = new_upload_path(settings)
-    received = await read_upload(request, partial, settings.max_upload_bytes)
-    try:
-        fields = dict(received.fields)
-        if "build_args" in fields:
-            fields["build_args"] = build_args_field(fields["build_args"])
-        options = parse_options(fields)
-        source = await run_in_threadpool(accept_source, received.file, received.filename, settings)
-    except ImageBuilderError:
-        partial.unlink(missing_ok=True)
-        raise
-    build_id = await run_in_threadpool(_record_build, engine, caller, source, options)
-    await run_in_threadpool(enqueue_build, celery, build_id)
+    build = await submit_upload(
+        request,
+        settings=settings,
+        engine=engine,
+        celery=celery,
+        caller=caller,
+        options={},
+        fields_hook=_dashboard_fields,
+    )
+    build_id = build.id
     page = f"/builds/{build_id}"
     return JSONResponse({"id": build_id, "url": page}, status_code=202, headers={"Location": page})
 
@@ -358,8 +350,5 @@ def rebuild(
     settings: SettingsDep,
     celery: CeleryDep,
 ) -> RedirectResponse:
-    new_build = build_service.rebuild(session, build, caller, settings)
-    new_id = new_build.id
-    session.commit()
-    enqueue_build(celery, new_id)
+    new_id = submission.rebuild(session, build, caller=caller, settings=settings, celery=celery).id
     return RedirectResponse(f"/builds/{new_id}", status_code=303)
