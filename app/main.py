@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
 from app import problems, web
-from app.routes import builds, health, tokens
+from app.routes import builds, health, metrics, tokens
 from core.db import get_engine, session_scope
+from core.logjson import configure_logging
 from core.settings import Settings, get_settings
 from core.tokens import ensure_bootstrap_token
 from worker.celery_app import create_celery
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     engine = get_engine(settings)
 
     @asynccontextmanager
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(builds.router)
     app.include_router(tokens.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     web.install(app)  # the dashboard: pages at /, helpers and static files under /ui/
     return app
 

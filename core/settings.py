@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IMAGEBUILDER_", extra="ignore")
 
     environment: Literal["development", "production"] = "development"
+    log_level: str = "INFO"
+    # One JSON object per log line (for log shippers); "text" for people at a terminal.
+    log_format: Literal["json", "text"] = "json"
     data_dir: Path = Path("./data")
     host: str = "127.0.0.1"
     port: int = 8000

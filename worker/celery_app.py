@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
 
+from celery import Celery
+from celery.signals import setup_logging
+
+from core.logjson import configure_logging
 from core.settings import Settings, get_settings
 
 RUN_BUILD = "builds.run"
@@ -32,6 +36,13 @@ def create_celery(settings: Settings) -> Celery:
         enable_utc=True,
     )
     return app
+
+
+@setup_logging.connect
+def _configure_logging(**_kwargs: Any) -> None:
+    # Connected, so Celery leaves logging to us: JSON lines like the API's.
+    settings = get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_format == "json")
 
 
 celery_app = create_celery(get_settings())

@@ -1,7 +1,17 @@
 """The build pipeline: from a claimed build to a terminal state.
 
-    claim ─► preparing (extract, detect, render) ─► building (BuildKit) ─► testing (locked-down
-    container, JUnit report) ─► tag ─► succeeded
+    claim ─► preparing (extract, detect, render or lint) ─► building (BuildKit) ─► testing
+    (locked-down container, JUnit report) ─► scanning (native libraries, boot check) ─► tag
+    ─► succeeded
+
+Checks of the runtime image, after the tests pass:
+- native libraries: `ldd` over every shared object in its site-packages, in a locked-down
+  container; a library that is not found fails the build `missing_native_library`.
+- boot: the inferred start command runs in a locked-down container (no network: a server on
+  0.0.0.0 is probed from inside it on 127.0.0.1). A web app must answer HTTP on its port before a
+  deadline, a command must exit 0 for `--help`; otherwise `boot_failed`, with its output.
+A project's own Dockerfile is linted (findings in the log and the plan) and refused when it names a
+remote frontend (`# syntax=`, or the BUILDKIT_SYNTAX build argument): `dockerfile_invalid`.
 
 Every outcome is a terminal transition: the project's faults are `failed` with a code, a stop
 request is `cancelled`, a deadline is `timed_out`, and the service's faults are `error` (or the
@@ -11,14 +21,16 @@ test container and unwanted images are removed whatever happens.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import re
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +43,7 @@ from core.db import retrying, session_scope, utcnow
 from core.detect import DetectionError, Plan, detect
 from core.diagnose import classify_build_failure
 from core.dockerfile import CA_SECRET_ID, BaseImages, render
+from core.dockerfile_lint import FRONTEND_BUILD_ARG, frontend_reference, lint
 from core.errors import ArchiveRejected
 from core.junit import parse_junit, summarize
 from core.logs import LogSink, LogStream
@@ -39,9 +52,11 @@ from core.options import BuildOptions
 from core.settings import SUPPORTED_PYTHON_VERSIONS, Settings
 from core.sources import source_path
 from core.status import BuildStatus, Failure, Phase
+from core.test_output import unittest_counts
 from core.transitions import enter_phase, transition
 from worker.docker_engine import (
     BuildStepFailed,
+    CommandRun,
     DockerEngine,
     DockerUnavailable,
     ImageBuild,
@@ -53,6 +68,64 @@ log = logging.getLogger(__name__)
 
 PYTEST_NO_TESTS = 5
 GENERATED_DOCKERFILE = "Dockerfile.imagebuilder"
+# How long a web app may take to answer, and a command to finish `--help`.
+BOOT_SECONDS = 30
+_BOOT_DEADLINE = "boot_deadline"
+
+# Lists "<shared object>: <library> => not found" for every shared object in the site-packages
+# of the image's Python (the venv's, for generated images). Python walks the folders: minimal
+# images may lack find(1).
+_LDD_WRAPPER = """
+py=$(command -v python || command -v python3) || { echo "no python: skipped"; exit 0; }
+command -v ldd >/dev/null || { echo "no ldd in the image: skipped"; exit 0; }
+exec "$py" -c "$IMAGEBUILDER_LDD"
+"""
+_LDD_SCRIPT = """import os, site, subprocess
+for top in site.getsitepackages():
+    for folder, _, names in os.walk(top):
+        for name in names:
+            if name.endswith(".so") or ".so." in name:
+                path = os.path.join(folder, name)
+                result = subprocess.run(["ldd", path], capture_output=True, text=True)
+                for line in result.stdout.splitlines():
+                    if "=> not found" in line:
+                        print(f"{path}: {line.strip()}", flush=True)
+print("native libraries: checked", flush=True)
+"""
+# Starts the command in the background and probes its port from inside the container.
+_BOOT_WRAPPER = """"$@" &
+app=$!
+python -c "$IMAGEBUILDER_PROBE" "$app"
+status=$?
+kill -TERM "$app" 2>/dev/null
+exit $status
+"""
+_BOOT_PROBE = """import os, sys, time, urllib.error, urllib.request
+pid, port = int(sys.argv[1]), int(os.environ["IMAGEBUILDER_PORT"])
+deadline = time.monotonic() + float(os.environ["IMAGEBUILDER_BOOT_SECONDS"])
+def running():
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+while time.monotonic() < deadline:
+    if not running():
+        print("[imagebuilder] boot check: the process exited before answering", flush=True)
+        sys.exit(3)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+            code = response.status
+    except urllib.error.HTTPError as error:
+        code = error.code
+    except OSError:
+        time.sleep(0.3)
+        continue
+    print(f"[imagebuilder] boot check: HTTP {code} on port {port}", flush=True)
+    sys.exit(0)
+print(f"[imagebuilder] boot check: nothing answered on port {port} in time", flush=True)
+sys.exit(4)
+"""
 
 
 class ProjectFault(Exception):
@@ -140,6 +213,7 @@ class Pipeline:
             options = BuildOptions.model_validate(build.options)
             tag = build.image_tag or ""
             source = source_path(self.settings, build.source_sha256)
+            self.source_sha256 = build.source_sha256
             attempt = build.attempts
         self.say(f"build {self.build_id}, attempt {attempt}, on worker {worker_name()}")
         try:
@@ -161,6 +235,14 @@ class Pipeline:
     def _run(self, options: BuildOptions, tag: str, source: Path) -> Result:
         root = self._prepare(options, source)
         plan = self._plan(root, options)
+        if FRONTEND_BUILD_ARG in options.build_args:
+            raise ProjectFault(
+                Failure(
+                    "dockerfile_invalid",
+                    f"The build argument {FRONTEND_BUILD_ARG} selects a remote Dockerfile "
+                    "frontend (code that would run in the builder); it is refused.",
+                )
+            )
         dockerfile, generated = self._dockerfile(root, plan)
 
         self._phase(Phase.BUILDING)
@@ -188,6 +270,14 @@ class Pipeline:
                 + ("option run_tests=false" if not options.run_tests else "none found")
                 + ")"
             )
+
+        self._phase(Phase.SCANNING)
+        self.watchdog.limit(self.settings.test_timeout_seconds)
+        self._check_native_libraries(image_id)
+        if generated:
+            self._check_boot(image_id, plan)
+        else:
+            self.say("boot check: skipped (the project's own Dockerfile sets how it starts)")
 
         self.docker.tag(image_id, tag)
         self._images_to_remove = [i for i in self._images_to_remove if i != image_id]
@@ -259,7 +349,24 @@ class Pipeline:
         if plan.dockerfile is not None:
             path = root / plan.dockerfile
             text = path.read_text(encoding="utf-8", errors="replace")
+            findings = lint(text)
+            plan.dockerfile_findings = [finding.to_dict() for finding in findings]
+            self.fields["plan"] = plan.to_dict()
+            for finding in findings:
+                self.say(f"dockerfile: {plan.dockerfile} {finding}")
+            if not findings:
+                self.say(f"dockerfile: {plan.dockerfile}: no lint findings")
             self._save({"dockerfile": text, "plan": self.fields["plan"]})
+            frontend = frontend_reference(text)
+            if frontend is not None:
+                raise ProjectFault(
+                    Failure(
+                        "dockerfile_invalid",
+                        f"{plan.dockerfile} asks for the Dockerfile frontend {frontend!r} "
+                        "(# syntax=): that image would run in the builder, so it is refused. "
+                        "Remove the line; the built-in frontend is used.",
+                    )
+                )
             return path, False
         bases = BaseImages(
             builder=self.settings.builder_image(plan.python_version),
@@ -283,6 +390,9 @@ class Pipeline:
             target = root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content, encoding="utf-8")
+        if rendered.dockerignore is not None:
+            (root / ".dockerignore").write_text(rendered.dockerignore, encoding="utf-8")
+            self.say(".dockerignore: generated (the project has none)")
         path = self.workspace / GENERATED_DOCKERFILE
         path.write_text(rendered.dockerfile, encoding="utf-8")
         self._save({"dockerfile": rendered.dockerfile, "plan": self.fields["plan"]})
@@ -303,7 +413,13 @@ class Pipeline:
             dockerfile=dockerfile,
             target=target,
             build_args=options.build_args,
-            labels={"imagebuilder.build-id": self.build_id},
+            # Labels that change with every build go on the command line, never in the
+            # Dockerfile: the layers stay cached and the generated file stays stable.
+            labels={
+                "imagebuilder.build-id": self.build_id,
+                "imagebuilder.source.sha256": self.source_sha256,
+                "org.opencontainers.image.created": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
             secrets=secrets,
         )
         try:
@@ -313,10 +429,20 @@ class Pipeline:
         self._images_to_remove.append(image_id)
         return image_id
 
-    def _test(self, image_id: str, command: str) -> None:
+    def _user(self, image_id: str) -> str:
+        """The image's own user, unless it is root: then nobody."""
         config_user = (self.docker.image_info(image_id).get("Config") or {}).get("User") or ""
-        user = config_user if config_user.split(":")[0] not in ("", "0", "root") else "65534:65534"
+        return config_user if config_user.split(":")[0] not in ("", "0", "root") else "65534:65534"
+
+    def _test(self, image_id: str, command: str) -> None:
+        user = self._user(image_id)
         self.say(f"tests: {command} (no network, user {user}, read-only root)")
+        output: collections.deque[str] = collections.deque(maxlen=50)
+
+        def test_line(line: str) -> None:
+            output.append(line)
+            self.sink.write(LogStream.TEST, line)
+
         outcome = self.docker.run_tests(
             TestRun(
                 image=image_id,
@@ -328,10 +454,12 @@ class Pipeline:
                 tmpfs_bytes=self.settings.test_tmpfs_bytes,
                 user=user,
             ),
-            lambda line: self.sink.write(LogStream.TEST, line),
+            test_line,
             self.watchdog,
         )
         counts = parse_junit(outcome.report) if outcome.report else None
+        if counts is None:
+            counts = unittest_counts(list(output))
         tests: dict[str, Any] = {"command": command, "exit_code": outcome.exit_code}
         tests |= {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
         if counts is not None:
@@ -365,6 +493,117 @@ class Pipeline:
             else f"the test command exited with {outcome.exit_code}"
         )
         raise ProjectFault(Failure("tests_failed", f"Tests failed: {message}"))
+
+    def _check(self, spec_image: str, command: list[str], **extra: Any) -> CommandRun:
+        return CommandRun(
+            image=spec_image,
+            command=command,
+            build_id=self.build_id,
+            memory_bytes=self.settings.test_memory_bytes,
+            cpus=self.settings.test_cpus,
+            pids_limit=self.settings.test_pids_limit,
+            tmpfs_bytes=self.settings.test_tmpfs_bytes,
+            user=self._user(spec_image),
+            **extra,
+        )
+
+    def _check_native_libraries(self, image_id: str) -> None:
+        outcome = self.docker.run_command(
+            self._check(
+                image_id,
+                [],
+                role="ldd",
+                entrypoint=["/bin/sh", "-c", _LDD_WRAPPER],
+                environment={"IMAGEBUILDER_LDD": _LDD_SCRIPT},
+            ),
+            lambda line: None,
+            self.watchdog,
+        )
+        missing = [line for line in outcome.output if "=> not found" in line]
+        if not missing:
+            skipped = next((line for line in outcome.output if "skipped" in line), None)
+            self.say(f"native libraries: {skipped or 'every shared object finds its libraries'}")
+            return
+        for line in missing:
+            self.say(f"native libraries: {line.strip()}")
+        library = missing[0].rpartition(": ")[2].partition(" =>")[0]
+        needer = missing[0].split(": ", 1)[0]
+        libraries = {line.rpartition(": ")[2].split(" =>")[0].strip() for line in missing}
+        others = sorted(libraries - {library.strip()})
+        raise ProjectFault(
+            Failure(
+                "missing_native_library",
+                f"{library.strip()} is missing from the image at run time (needed by "
+                f"{needer.rsplit('/', 1)[-1]}"
+                + (f"; also missing: {', '.join(others)}" if others else "")
+                + "). Install the package that provides it in the runtime image, or use a "
+                "wheel that bundles it.",
+            )
+        )
+
+    def _check_boot(self, image_id: str, plan: Plan) -> None:
+        command = plan.start_command or []
+        if plan.start_kind == "web" and plan.port is not None:
+            spec = self._check(
+                image_id,
+                command,
+                role="boot",
+                entrypoint=["/bin/sh", "-c", _BOOT_WRAPPER, "imagebuilder-boot"],
+                environment={
+                    "IMAGEBUILDER_PROBE": _BOOT_PROBE,
+                    "IMAGEBUILDER_PORT": str(plan.port),
+                    "IMAGEBUILDER_BOOT_SECONDS": str(BOOT_SECONDS),
+                },
+            )
+            what = f"{' '.join(command)} must answer HTTP on port {plan.port}"
+        elif plan.start_kind == "cli" and command:
+            spec = self._check(image_id, [*command, "--help"], role="boot")
+            what = f"{' '.join(command)} --help must exit 0"
+        else:
+            self.say("boot check: skipped (no start command to check)")
+            return
+        self.say(f"boot check: {what} (no network, within {BOOT_SECONDS} s)")
+        output: list[str] = []
+        try:
+            outcome = self.docker.run_command(
+                spec, self._boot_line(output), self._boot_watchdog(BOOT_SECONDS * 2)
+            )
+        except Stopped as stop:
+            if stop.reason != _BOOT_DEADLINE:
+                raise
+            if plan.start_kind == "cli":
+                self.say(f"boot check: still running after {BOOT_SECONDS * 2} s; it started")
+                return
+            raise ProjectFault(
+                Failure("boot_failed", f"The app did not answer in time: {what}.")
+            ) from stop
+        if outcome.exit_code == 0:
+            self.say("boot check: passed")
+            return
+        last = next((line for line in reversed(output) if line.strip()), "")
+        raise ProjectFault(
+            Failure(
+                "boot_failed",
+                f"The image does not start: {what}, but it exited with {outcome.exit_code}"
+                + (f": {last.strip()}" if last else "")
+                + ("" if not outcome.oom_killed else " (out of memory)"),
+            )
+        )
+
+    def _boot_line(self, output: list[str]) -> Callable[[str], None]:
+        def write(line: str) -> None:
+            output.append(line)
+            self.sink.write(LogStream.TEST, line)
+
+        return write
+
+    def _boot_watchdog(self, seconds: float) -> Callable[[], str | None]:
+        end = time.monotonic() + seconds
+
+        def check() -> str | None:
+            return self.watchdog() or (_BOOT_DEADLINE if time.monotonic() > end else None)
+
+        return check
 
     # --- helpers -------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy import Engine, select, update
 
 from core.db import session_scope, utcnow
+from core.logjson import logging_for_build
 from core.logs import LogSink, LogStream
 from core.models import Build
 from core.retention import purge_expired
@@ -58,7 +59,17 @@ def execute_build(
         if claim.wait:
             requeue(build_id, WAIT_FOR_SLOT_SECONDS)
         return None
-    build_id = claim.build_id
+    with logging_for_build(claim.build_id):
+        return _run_claimed(claim.build_id, settings, engine, docker_factory, requeue)
+
+
+def _run_claimed(
+    build_id: str,
+    settings: Settings,
+    engine: Engine,
+    docker_factory: DockerFactory,
+    requeue: Requeue,
+) -> BuildStatus:
     pipeline: Pipeline | None = None
     docker_engine: DockerEngine | None = None
     try:

@@ -59,7 +59,7 @@ _UPLOAD_BODY: dict[str, Any] = {
     status_code=202,
     response_model=BuildOut,
     openapi_extra=_UPLOAD_BODY,
-    responses=problem_responses(400, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
 )
 async def submit_build(
     request: Request,
@@ -102,7 +102,7 @@ async def submit_build(
     return build
 
 
-@router.get("", response_model=BuildPage, responses=problem_responses(422, 503))
+@router.get("", response_model=BuildPage, responses=problem_responses(401, 422, 503))
 def list_builds(
     session: SessionDep,
     caller: CurrentCaller,
@@ -115,7 +115,7 @@ def list_builds(
     return BuildPage(items=[build_out(build) for build in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{build_id}", response_model=BuildOut, responses=problem_responses(404, 503))
+@router.get("/{build_id}", response_model=BuildOut, responses=problem_responses(401, 404, 503))
 def get_build(build: BuildForCaller) -> BuildOut:
     """One build."""
     return build_out(build)
@@ -126,7 +126,7 @@ def get_build(build: BuildForCaller) -> BuildOut:
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/plain": {}, SSE_TYPE: {}}, "description": "The build log"},
-        **problem_responses(404, 503),
+        **problem_responses(401, 404, 503),
     },
 )
 def get_logs(
@@ -164,7 +164,7 @@ def get_logs(
 @router.get(
     "/{build_id}/dockerfile",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}}, **problem_responses(404, 503)},
+    responses={200: {"content": {"text/plain": {}}}, **problem_responses(401, 404, 503)},
 )
 def get_dockerfile(build: BuildForCaller) -> PlainTextResponse:
     """The Dockerfile that was built: the project's own, or the generated one."""
@@ -179,7 +179,7 @@ def get_dockerfile(build: BuildForCaller) -> PlainTextResponse:
     "/{build_id}/cancel",
     status_code=202,
     response_model=BuildOut,
-    responses=problem_responses(404, 409, 503),
+    responses=problem_responses(401, 404, 409, 503),
 )
 def cancel_build(build: BuildForCaller, session: SessionDep) -> BuildOut:
     """Stop a queued or running build. A running build stops within seconds."""
@@ -195,7 +195,7 @@ def cancel_build(build: BuildForCaller, session: SessionDep) -> BuildOut:
     "/{build_id}/rebuild",
     status_code=202,
     response_model=BuildOut,
-    responses=problem_responses(404, 503),
+    responses=problem_responses(401, 404, 409, 429, 503),
 )
 def rebuild_build(
     build: BuildForCaller,

@@ -308,3 +308,24 @@ class TestHealth:
         upload = paths["/api/v1/builds"]["post"]
         assert set(upload["requestBody"]["content"]) == {"multipart/form-data", "application/zip"}
         assert "413" in upload["responses"]
+
+
+class TestMetrics:
+    def test_reports_builds_queue_phases_and_uploads(
+        self, client: TestClient, sqlite_engine: Engine
+    ) -> None:
+        build_id = str(submit(client, zip_project("passing"))["id"])
+        with session_scope(sqlite_engine) as session:
+            transition(session, build_id, BuildStatus.RUNNING)
+            transition(session, build_id, BuildStatus.SUCCEEDED)
+        submit(client, zip_project("passing"))
+        response = client.get("/metrics", headers={"Authorization": ""})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        text = response.text
+        assert 'imagebuilder_builds{status="succeeded"} 1.0' in text
+        assert "imagebuilder_queue_depth 1.0" in text
+        assert "imagebuilder_running_builds 0.0" in text
+        assert 'imagebuilder_phase_duration_seconds_count{phase="preparing"} 1.0' in text
+        assert "imagebuilder_upload_bytes_count 2.0" in text
+        assert "imagebuilder_log_bytes_total" in text
