@@ -12,6 +12,7 @@
 #                          imagebuilder_test, user postgres, trust auth (tests only!)
 #   python-deps            .venv with uv and the project installed editable with [dev]
 #   browser                Debian's chromium, which the dashboard's browser tests drive
+#   compose                docker-compose, which validates docker-compose.yml in the tests
 #   base-images [V...]     scripts/base-images.sh; takes the rest of the arguments (default 3.11)
 #   all                    every component above, base images for the default version
 #
@@ -296,6 +297,12 @@ setup_browser() {
     echo "browser: ready ($(chromium --version 2>/dev/null | head -n 1))"
 }
 
+# --- compose --------------------------------------------------------------------------------------
+setup_compose() {
+    have docker-compose || provide compose "docker-compose (validates docker-compose.yml)" docker-compose
+    echo "compose: ready"
+}
+
 # --- base-images ----------------------------------------------------------------------------------
 setup_base_images() {
     setup_docker >/dev/null
@@ -316,7 +323,7 @@ main() {
     # Check every name first: a typo should not surface after minutes of work.
     for arg; do
         case $arg in
-            docker | redis | postgres | python-deps | browser | all) ;;
+            docker | redis | postgres | python-deps | browser | compose | all) ;;
             base-images) break ;;
             -h | --help) usage 0 ;;
             *) echo "setup.sh: unknown component '$arg'" >&2 && usage ;;
@@ -329,6 +336,7 @@ main() {
             postgres) setup_postgres ;;
             python-deps) setup_python_deps ;;
             browser) setup_browser ;;
+            compose) setup_compose ;;
             all)
                 setup_python_deps
                 setup_docker

@@ -70,6 +70,7 @@ def _run_claimed(
     docker_factory: DockerFactory,
     requeue: Requeue,
 ) -> BuildStatus:
+    log.info("build claimed by %s", worker_name())
     pipeline: Pipeline | None = None
     docker_engine: DockerEngine | None = None
     try:
@@ -93,6 +94,9 @@ def _run_claimed(
                     BuildStatus.ERROR, Failure("internal_error", "The build service failed.")
                 )
         finish(engine, build_id, result)
+        log.info(
+            "build ended %s%s", result.status, f" ({result.failure.code})" if result.failure else ""
+        )
         return result.status
     finally:
         if pipeline is not None:
