@@ -61,6 +61,13 @@ class Build(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
 
+    # Supply chain: the base the image was built on, what a scan found, where it was pushed.
+    base_image: Mapped[str | None] = mapped_column(String(255))
+    base_image_digest: Mapped[str | None] = mapped_column(String(100), index=True)
+    vulnerabilities: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    push: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+
     log_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     log_lines: Mapped[int] = mapped_column(Integer, default=0)
     log_truncated: Mapped[bool] = mapped_column(default=False)
@@ -111,3 +118,72 @@ class Token(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BuildArtifact(Base):
+    """A document produced for a succeeded build: its SBOM, its provenance."""
+
+    __tablename__ = "build_artifacts"
+
+    build_id: Mapped[str] = mapped_column(
+        ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Advisory(Base):
+    """One advisory of the local vulnerability database, imported from OSV JSON."""
+
+    __tablename__ = "advisories"
+    __table_args__ = (Index("ix_advisories_package", "ecosystem", "package"),)
+
+    # One row per (advisory, affected package): an OSV record can name several packages.
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    package: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ecosystem: Mapped[str] = mapped_column(String(50))
+    aliases: Mapped[list[str]] = mapped_column(JSON)
+    summary: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16))
+    # The OSV `affected` entry for this package: ranges (events) and explicit versions.
+    affected: Mapped[dict[str, Any]] = mapped_column(JSON)
+    modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AdvisoryImport(Base):
+    """When the advisory database was last loaded, from what: its age is shown to users."""
+
+    __tablename__ = "advisory_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    source: Mapped[str] = mapped_column(Text)
+    advisories: Mapped[int] = mapped_column(Integer)
+
+
+class OwnerSettings(Base):
+    """Per-owner defaults: the webhook that hears of every terminal build."""
+
+    __tablename__ = "owner_settings"
+
+    owner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_secret: Mapped[str | None] = mapped_column(String(200))
+
+
+class WebhookDelivery(Base):
+    """One attempt to tell a callback URL that a build ended."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    build_id: Mapped[str] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -5,16 +5,19 @@ from __future__ import annotations
 import threading
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, inspect, select
 
 from core.auth import Caller
 from core.builds import get_build, list_builds, request_cancel
-from core.db import session_scope
+from core.db import Base, session_scope
 from core.errors import BuildDoesNotExist, BuildIsTerminal, InvalidOption
 from core.logs import LogSink, LogStream, iter_all_lines
 from core.models import Build, BuildEvent
 from core.status import BuildStatus, Failure, Phase
 from core.transitions import enter_phase, transition
+from tests.conftest import ROOT
 from tests.factories import queued_build
 
 
@@ -26,7 +29,18 @@ def status_of(engine: Engine, build_id: str) -> BuildStatus:
 class TestMigrations:
     def test_creates_every_table(self, engine: Engine) -> None:
         tables = set(inspect(engine).get_table_names())
-        assert {"builds", "build_events", "log_lines", "alembic_version"} <= tables
+        assert set(Base.metadata.tables) | {"alembic_version"} == tables
+
+    def test_downgrade_to_nothing_and_back(self, engine: Engine) -> None:
+        config = Config(str(ROOT / "alembic.ini"))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
 
 
 class TestTransition:
