@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.auth import caller_from_request, require_admin
+from app.logstream import LogHub
 from core.auth import Caller
 from core.builds import get_build
 from core.db import session_factory
@@ -26,6 +27,11 @@ def _settings(request: Request) -> Settings:
 def _engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
+
+
+def _log_hub(request: Request) -> LogHub:
+    hub: LogHub = request.app.state.log_hub
+    return hub
 
 
 def _celery(request: Request) -> Celery:
@@ -54,6 +60,7 @@ def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[Engine, Depends(_engine)]
 CeleryDep = Annotated[Celery, Depends(_celery)]
+LogHubDep = Annotated[LogHub, Depends(_log_hub)]
 # scope="function": the session closes when the handler returns, before a streamed body is sent,
 # so no transaction stays open while a log is followed.
 SessionDep = Annotated[Session, Depends(_session, scope="function")]

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
 from app import problems, web
+from app.logstream import LogHub
 from app.routes import builds, health, metrics, tokens
 from core.db import get_engine, session_scope
 from core.logjson import configure_logging
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.log_hub = LogHub(engine)
     app.state.celery = create_celery(settings)
     problems.install(app)
     app.include_router(builds.router)

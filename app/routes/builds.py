@@ -13,6 +13,7 @@ from app.deps import (
     CeleryDep,
     CurrentCaller,
     EngineDep,
+    LogHubDep,
     SessionDep,
     SettingsDep,
 )
@@ -133,6 +134,7 @@ def get_logs(
     request: Request,
     build: BuildForCaller,
     engine: EngineDep,
+    hub: LogHubDep,
     follow: bool = False,
     after: Annotated[int, Query(ge=0)] = 0,
 ) -> StreamingResponse:
@@ -145,12 +147,12 @@ def get_logs(
         last_event = request.headers.get("last-event-id", "")
         start = int(last_event) if last_event.isdigit() else after
         return StreamingResponse(
-            sse_events(engine, build.id, after=start, follow=True),
+            sse_events(hub, engine, build.id, after=start),
             media_type=SSE_TYPE,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     lines = (
-        follow_lines(engine, build.id, after=after)
+        follow_lines(hub, build.id, after=after)
         if follow
         else plain_lines(engine, build.id, after=after)
     )

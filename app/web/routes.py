@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from app import submission
-from app.deps import CeleryDep, EngineDep, SessionDep, SettingsDep
+from app.deps import CeleryDep, EngineDep, LogHubDep, SessionDep, SettingsDep
 from app.logstream import SSE_TYPE, plain_lines, sse_events
 from app.schemas import build_out
 from app.submission import submit_upload
@@ -298,13 +298,15 @@ def build_summary(
 
 
 @router.get("/ui/builds/{build_id}/events")
-def build_events(request: Request, build: UiBuild, engine: EngineDep) -> StreamingResponse:
+def build_events(
+    request: Request, build: UiBuild, engine: EngineDep, hub: LogHubDep
+) -> StreamingResponse:
     """The log as server-sent events (ids are line numbers). EventSource reconnects by itself
     with Last-Event-ID, and the stream resumes after that line."""
     last = request.headers.get("last-event-id", "")
     after = int(last) if last.isdigit() and len(last) <= _MAX_EVENT_ID_DIGITS else 0
     return StreamingResponse(
-        sse_events(engine, build.id, after=after, follow=True),
+        sse_events(hub, engine, build.id, after=after),
         media_type=SSE_TYPE,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
