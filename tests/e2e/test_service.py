@@ -54,6 +54,7 @@ class TestThroughTheService:
                 "preparing",
                 "building",
                 "testing",
+                "scanning",
             ]
             assert all(phase["duration_seconds"] is not None for phase in build["phases"])
             log = client.get(f"/api/v1/builds/{build_id}/logs")
