@@ -9,16 +9,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis
 
 from core.settings import Settings
-from tests.conftest import ADMIN_TOKEN, ROOT, migrate, require, test_settings
+from tests.conftest import ADMIN_TOKEN, ROOT, migrate, require, test_settings, zip_project
 from worker.docker_engine import DockerEngine, DockerUnavailable
 
 
@@ -224,3 +225,37 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             stop(service.worker)
         stop(api)
         broker.stop()
+
+
+TERMINAL = frozenset({"succeeded", "failed", "error", "timed_out", "cancelled"})
+
+
+def finished(build: dict[str, Any]) -> bool:
+    return build["status"] in TERMINAL
+
+
+def submit_project(client: httpx.Client, project: str, **fields: str) -> str:
+    """POST a fixture project (multipart) and return the new build's id."""
+    response = client.post(
+        "/api/v1/builds", files={"source": (f"{project}.zip", zip_project(project))}, data=fields
+    )
+    assert response.status_code == 202, response.text
+    build_id: str = response.json()["id"]
+    return build_id
+
+
+def wait_for_build(
+    client: httpx.Client,
+    build_id: str,
+    predicate: Callable[[dict[str, Any]], bool],
+    service: Service,
+    seconds: float = 600,
+) -> dict[str, Any]:
+    """Poll the build until `predicate` holds; fail with the service's logs if it never does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        build: dict[str, Any] = client.get(f"/api/v1/builds/{build_id}").json()
+        if predicate(build):
+            return build
+        time.sleep(0.5)
+    raise AssertionError(f"build {build_id} stuck at {build}\n{service.logs()}")

@@ -8,43 +8,21 @@ import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import zip_project
-from tests.e2e.conftest import Service, start_worker, stop
+from tests.e2e.conftest import (
+    Service,
+    finished,
+    start_worker,
+    stop,
+    submit_project,
+    wait_for_build,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
-
-TERMINAL = {"succeeded", "failed", "error", "timed_out", "cancelled"}
-
-
-def get(client: httpx.Client, build_id: str) -> dict[str, Any]:
-    build: dict[str, Any] = client.get(f"/api/v1/builds/{build_id}").json()
-    return build
-
-
-def wait_for(
-    client: httpx.Client, build_id: str, predicate: Any, service: Service, seconds: float = 180
-) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        build = get(client, build_id)
-        if predicate(build):
-            return build
-        time.sleep(0.5)
-    raise AssertionError(f"build {build_id} stuck at {get(client, build_id)}\n{service.logs()}")
-
-
-def submit(client: httpx.Client, project: str, **fields: str) -> str:
-    response = client.post(
-        "/api/v1/builds", files={"source": (f"{project}.zip", zip_project(project))}, data=fields
-    )
-    assert response.status_code == 202, response.text
-    build_id: str = response.json()["id"]
-    return build_id
 
 
 def containers_of(service: Service, build_id: str) -> str:
@@ -69,26 +47,26 @@ def replace_worker(service: Service, name: str) -> None:
 class TestWorkerLoss:
     def test_kill_9_mid_build_is_retried_and_leaves_no_container(self, service: Service) -> None:
         with service.client() as client:
-            build_id = submit(client, "sleepy_tests", run_tests="true")
-            wait_for(client, build_id, lambda b: b["phase"] == "testing", service)
+            build_id = submit_project(client, "sleepy_tests", run_tests="true")
+            wait_for_build(client, build_id, lambda b: b["phase"] == "testing", service)
             time.sleep(2)  # the test container is running
             assert service.worker is not None
             os.killpg(service.worker.pid, signal.SIGKILL)
             service.worker.wait()
             replace_worker(service, "after-kill")
-            build = wait_for(client, build_id, lambda b: b["status"] in TERMINAL, service)
+            build = wait_for_build(client, build_id, finished, service)
         assert build["status"] == "succeeded", build
         assert build["attempts"] == 2
         assert containers_of(service, build_id) == ""
 
     def test_sigterm_lets_the_running_build_finish(self, service: Service) -> None:
         with service.client() as client:
-            build_id = submit(client, "sleepy_tests")
-            wait_for(client, build_id, lambda b: b["phase"] == "testing", service)
+            build_id = submit_project(client, "sleepy_tests")
+            wait_for_build(client, build_id, lambda b: b["phase"] == "testing", service)
             assert service.worker is not None
             service.worker.send_signal(signal.SIGTERM)  # the main process only, like `docker stop`
             service.worker.wait(timeout=120)
-            build = get(client, build_id)
+            build = client.get(f"/api/v1/builds/{build_id}").json()
             replace_worker(service, "after-term")
         assert build["status"] == "succeeded", build
         assert build["attempts"] == 1
@@ -102,24 +80,24 @@ class TestBrokerFaults:
         try:
             with service.client() as client:
                 started = time.monotonic()
-                build_id = submit(client, "passing", run_tests="false")
+                build_id = submit_project(client, "passing", run_tests="false")
                 assert time.monotonic() - started < 10
-                assert get(client, build_id)["status"] == "queued"
+                assert client.get(f"/api/v1/builds/{build_id}").json()["status"] == "queued"
         finally:
             service.broker.start()
         with service.client() as client:
-            build = wait_for(client, build_id, lambda b: b["status"] in TERMINAL, service)
+            build = wait_for_build(client, build_id, finished, service)
         assert build["status"] == "succeeded", build
 
     def test_queued_builds_survive_a_redis_restart(self, service: Service) -> None:
         assert service.worker is not None
         stop(service.worker)
         with service.client() as client:
-            build_id = submit(client, "passing", run_tests="false")
+            build_id = submit_project(client, "passing", run_tests="false")
             service.broker.stop()  # no persistence: the queued message is gone
             service.broker.start()
             replace_worker(service, "after-restart")
-            build = wait_for(client, build_id, lambda b: b["status"] in TERMINAL, service)
+            build = wait_for_build(client, build_id, finished, service)
         assert build["status"] == "succeeded", build
 
 
@@ -146,5 +124,5 @@ class TestConcurrency:
             listed = client.get("/api/v1/builds?limit=100").json()["items"]
             assert ids <= {item["id"] for item in listed}
             for build_id in ids:
-                wait_for(client, build_id, lambda b: b["status"] in TERMINAL, service, seconds=120)
+                wait_for_build(client, build_id, finished, service, seconds=120)
         assert "database is locked" not in service.logs()

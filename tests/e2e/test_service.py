@@ -4,47 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import time
-from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import zip_project
-from tests.e2e.conftest import Service
+from tests.e2e.conftest import Service, finished, submit_project, wait_for_build
 from worker.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
-
-TERMINAL = {"succeeded", "failed", "error", "timed_out", "cancelled"}
-
-
-def wait_until(
-    client: httpx.Client, build_id: str, statuses: set[str], service: Service, seconds: float = 600
-) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        build: dict[str, Any] = client.get(f"/api/v1/builds/{build_id}").json()
-        if build["status"] in statuses:
-            return build
-        time.sleep(0.5)
-    raise AssertionError(f"build {build_id} never reached {statuses}\n{service.logs()}")
-
-
-def submit(client: httpx.Client, project: str, **fields: str) -> str:
-    response = client.post(
-        "/api/v1/builds", files={"source": (f"{project}.zip", zip_project(project))}, data=fields
-    )
-    assert response.status_code == 202, response.text
-    build_id: str = response.json()["id"]
-    return build_id
 
 
 class TestThroughTheService:
     def test_a_passing_project_becomes_a_runnable_tested_image(self, service: Service) -> None:
         tag = "imagebuilder-e2e/passing:1"
         with service.client() as client:
-            build_id = submit(client, "passing", tag=tag)
-            build = wait_until(client, build_id, TERMINAL, service)
+            build_id = submit_project(client, "passing", tag=tag)
+            build = wait_for_build(client, build_id, finished, service)
             assert build["status"] == "succeeded", build
             assert build["tests"]["passed"] == 4
             assert build["tests"]["skipped"] == 1
@@ -79,8 +53,8 @@ class TestThroughTheService:
 
     def test_a_failing_test_ends_failed_with_counts(self, service: Service) -> None:
         with service.client() as client:
-            build_id = submit(client, "failing_test")
-            build = wait_until(client, build_id, TERMINAL, service)
+            build_id = submit_project(client, "failing_test")
+            build = wait_for_build(client, build_id, finished, service)
         assert build["status"] == "failed"
         assert build["error"]["code"] == "tests_failed"
         assert (build["tests"]["passed"], build["tests"]["failed"]) == (1, 1)
@@ -90,22 +64,24 @@ class TestThroughTheService:
         self, service: Service
     ) -> None:
         with service.client() as client:
-            build_id = submit(client, "bad_dependency")
-            build = wait_until(client, build_id, TERMINAL, service)
+            build_id = submit_project(client, "bad_dependency")
+            build = wait_for_build(client, build_id, finished, service)
         assert build["status"] == "failed"
         assert build["error"]["code"] == "dependency_install_failed"
 
     def test_cancelling_a_running_build_leaves_no_container(self, service: Service) -> None:
         with service.client() as client:
-            build_id = submit(client, "slow_tests")
-            running = wait_until(client, build_id, {"running"} | TERMINAL, service)
+            build_id = submit_project(client, "slow_tests")
+            running = wait_for_build(
+                client, build_id, lambda b: b["status"] == "running" or finished(b), service
+            )
             assert running["status"] == "running"
             while client.get(f"/api/v1/builds/{build_id}").json()["phase"] != "testing":
                 time.sleep(0.5)
             time.sleep(2)  # the test container is up
             response = client.post(f"/api/v1/builds/{build_id}/cancel")
             assert response.status_code == 202
-            build = wait_until(client, build_id, TERMINAL, service, seconds=30)
+            build = wait_for_build(client, build_id, finished, service, seconds=30)
             assert build["status"] == "cancelled"
             assert client.post(f"/api/v1/builds/{build_id}/cancel").status_code == 409
         left = subprocess.run(
@@ -125,7 +101,7 @@ class TestThroughTheService:
     def test_follow_streams_the_log_until_the_build_ends(self, service: Service) -> None:
         tag = "imagebuilder-e2e/follow:1"
         with service.client() as client:
-            build_id = submit(client, "passing", tag=tag)
+            build_id = submit_project(client, "passing", tag=tag)
             with client.stream("GET", f"/api/v1/builds/{build_id}/logs?follow=true") as response:
                 text = "".join(response.iter_text())
             build = client.get(f"/api/v1/builds/{build_id}").json()
