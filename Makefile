@@ -41,7 +41,7 @@ lint:
 	@$(SETUP) python-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy core app worker tests
+	$(BIN)/mypy core app worker client tests
 
 fmt:
 	@$(SETUP) python-deps

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
 _PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "password", "admin", "token"})
@@ -126,11 +127,53 @@ class Settings(BaseSettings):
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
 
+    @property
+    def instance_id(self) -> str:
+        """Names this deployment (its database) on a Docker daemon other services may share."""
+        return hashlib.sha256(self.sqlalchemy_url.encode()).hexdigest()[:16]
+
     def builder_image(self, python_version: str) -> str:
         return self.builder_image_template.format(version=python_version)
 
     def runtime_image(self, python_version: str) -> str:
         return self.runtime_image_template.format(version=python_version)
+
+    # --- supply chain (issue 7) ----------------------------------------------------------------
+    # Findings at or above this severity fail a build `vulnerabilities_found`; "none" only reports.
+    # With a policy set, a build also fails (`error`) while no advisory database was imported.
+    vulnerability_policy: Literal["none", "low", "medium", "high", "critical"] = "none"
+    # Base images a project's own Dockerfile may use (FROM, COPY --from, RUN --mount=from=), as
+    # patterns: `*` and `?` stay within one path segment, `**` crosses them
+    # ("python:3.*-slim", "docker.io/library/python:**", "registry.example.com/base/**").
+    # Comma-separated in the environment. Empty: no restriction.
+    allowed_base_images: Annotated[list[str], NoDecode] = []
+    # Push every succeeded image to this registry ("host[:port][/namespace]", no scheme); empty:
+    # no push. The credentials are sent to the daemon for the push only, never logged or stored.
+    registry_url: str = ""
+    registry_username: str = ""
+    registry_password: SecretStr | None = None
+    # Webhooks: internal destinations (loopback, private, link-local, CGNAT, ULA, metadata) are
+    # refused unless this is set (tests, or a receiver on the operator's own network).
+    webhook_allow_private_addresses: bool = False
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = 6
+    # Delay before the first retry; each later retry waits twice as long (at most an hour).
+    webhook_backoff_seconds: float = 30.0
+
+    @field_validator("allowed_base_images", mode="before")
+    @classmethod
+    def _patterns(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("registry_url")
+    @classmethod
+    def _registry(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if "://" in value or any(char.isspace() for char in value):
+            raise ValueError("registry_url is host[:port][/namespace], without a scheme")
+        return value
 
 
 @functools.cache

@@ -27,18 +27,25 @@ import docker
 import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
+from docker.types import LogConfig
 
 DOCKER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 REPORT_DIR = "/tmp/.imagebuilder"
 JUNIT_PATH = f"{REPORT_DIR}/junit.xml"
 WORK_DIR = "/tmp/.imagebuilder/work"
 MAX_REPORT_BYTES = 32 * 1024 * 1024
+# A partial line longer than this is passed on as a line: output without newlines cannot grow a
+# buffer without bound.
+MAX_PARTIAL_LINE = 64 * 1024
 
 # Runs the user's command with a shell, then prints the JUnit report after a marker line so it can
 # be read back from the output: the root file system is read-only and /tmp is a tmpfs that dies
 # with the container, where `docker cp` cannot reach. Tests often write next to their code
 # (instance folders, databases, coverage files), so the working directory is first copied to the
 # tmpfs and the tests run in the copy; the image itself stays read-only.
+# Once the command ends, whatever it left running (a fork bomb's children, a server) is killed, so
+# the wrapper can fork again; then it reports, with builtins only, whether the process limit
+# refused a fork (the pids cgroup's "max" event count, v2 or v1 layout) and whether /tmp is full.
 _TEST_WRAPPER = f"""mkdir -p {WORK_DIR} 2>/dev/null
 source_dir=$(pwd)
 if [ "$source_dir" != / ] && cp -R "$source_dir/." {WORK_DIR}/ 2>/dev/null; then
@@ -48,8 +55,17 @@ else
 fi
 eval "$IMAGEBUILDER_TEST_COMMAND"
 status=$?
+kill -KILL -1 2>/dev/null
+pids_refused=0
+for events in /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids/pids.events; do
+    if [ -r "$events" ]; then read -r _ pids_refused < "$events"; break; fi
+done
+tmp_full=0
+{{ printf x > {REPORT_DIR}/.space; }} 2>/dev/null || tmp_full=1
+printf '%s limits pids_refused=%s tmp_full=%s\\n' "$IMAGEBUILDER_REPORT_MARKER" \\
+    "$pids_refused" "$tmp_full"
 if [ -s {JUNIT_PATH} ]; then
-    printf '\\n%s\\n' "$IMAGEBUILDER_REPORT_MARKER"; cat {JUNIT_PATH}; printf '\\n'
+    printf '%s report\\n' "$IMAGEBUILDER_REPORT_MARKER"; cat {JUNIT_PATH}; printf '\\n'
 fi
 exit $status
 """
@@ -78,6 +94,9 @@ class Stopped(Exception):
 
 Watchdog = Callable[[], str | None]
 LineSink = Callable[[str], None]
+# For test output: returns False once it takes no more lines (the log is full); the output is
+# then only scanned for the report, not split into lines.
+OutputSink = Callable[[str], bool | None]
 
 
 class _Poller(Protocol):
@@ -109,8 +128,16 @@ class TestRun:
 @dataclass(frozen=True)
 class TestOutcome:
     exit_code: int
+    # The kernel killed a process of the container for lack of memory (not necessarily the
+    # command itself: a child it started).
     oom_killed: bool
     report: str | None
+    # The process limit refused a fork at least once.
+    pids_limit_hit: bool = False
+    # /tmp (the size-limited tmpfs) was full when the command ended.
+    tmp_full: bool = False
+    # Bytes of output the command printed, stored or not.
+    output_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -148,7 +175,15 @@ class LineSplitter:
     def feed(self, data: bytes) -> list[str]:
         self._buffer += self._decoder.decode(data)
         *lines, self._buffer = self._buffer.split("\n")
+        while len(self._buffer) > MAX_PARTIAL_LINE:
+            lines.append(self._buffer[:MAX_PARTIAL_LINE])
+            self._buffer = self._buffer[MAX_PARTIAL_LINE:]
         return lines
+
+    def take_rest(self) -> str:
+        """The partial line held for later (and forget it)."""
+        rest, self._buffer = self._buffer, ""
+        return rest
 
     def finish(self) -> list[str]:
         rest = self._buffer + self._decoder.decode(b"", final=True)
@@ -157,8 +192,11 @@ class LineSplitter:
 
 
 class DockerEngine:
-    def __init__(self, cli: str = "docker", *, timeout: float = 120) -> None:
+    def __init__(self, cli: str = "docker", *, timeout: float = 120, instance: str = "") -> None:
         self._cli = cli
+        # Labels every container this service makes, so that garbage collection only ever
+        # removes its own, never another service's on a shared daemon.
+        self._instance = instance
         try:
             # DOCKER_HOST (and DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) select the daemon, for the
             # CLI and docker-py alike.
@@ -229,10 +267,10 @@ class DockerEngine:
             raise DockerUnavailable(f"cannot remove image {reference}: {exc}") from exc
 
     def build_containers(self) -> dict[str, str]:
-        """Every container this service made: container id -> build id."""
+        """Every container this service instance made: container id -> build id."""
         try:
             containers = self._client.containers.list(
-                all=True, filters={"label": "imagebuilder.build-id"}
+                all=True, filters={"label": f"imagebuilder.instance={self._instance}"}
             )
         except DOCKER_ERRORS as exc:
             raise DockerUnavailable(f"cannot list containers: {exc}") from exc
@@ -316,8 +354,9 @@ class DockerEngine:
 
     # --- tests ---------------------------------------------------------------------------------
 
-    def run_tests(self, spec: TestRun, on_line: LineSink, watchdog: Watchdog) -> TestOutcome:
-        """Run the test command in a locked-down container; removes it whatever happens."""
+    def run_tests(self, spec: TestRun, on_line: OutputSink, watchdog: Watchdog) -> TestOutcome:
+        """Run the test command in a locked-down container; removes it whatever happens.
+        Output lines go to `on_line` until it returns False; later output is only counted."""
         marker = f"::imagebuilder-report::{os.urandom(12).hex()}::"
         container = self._sandbox(
             CommandRun(
@@ -380,7 +419,14 @@ class DockerEngine:
                 memswap_limit=spec.memory_bytes,
                 nano_cpus=int(spec.cpus * 1e9),
                 pids_limit=spec.pids_limit,
-                labels={"imagebuilder.build-id": spec.build_id, "imagebuilder.role": spec.role},
+                labels={
+                    "imagebuilder.build-id": spec.build_id,
+                    "imagebuilder.role": spec.role,
+                    "imagebuilder.instance": self._instance,
+                },
+                # Output is read by attaching, never stored by the daemon: a flood of output must
+                # not fill the host's disk (json-file keeps every line, ~30 bytes of JSON each).
+                log_config=LogConfig(type=LogConfig.types.NONE),
                 detach=True,
             )
         except docker.errors.ImageNotFound as exc:
@@ -389,37 +435,30 @@ class DockerEngine:
             raise DockerUnavailable(f"cannot create the {spec.role} container: {exc}") from exc
 
     def _run(
-        self, container: Container, marker: str | None, on_line: LineSink, watchdog: Watchdog
+        self, container: Container, marker: str | None, on_line: OutputSink, watchdog: Watchdog
     ) -> TestOutcome:
-        report: list[str] = []
-        in_report = False
-        report_size = 0
-
-        def route(line: str) -> None:
-            nonlocal in_report, report_size
-            if marker is not None and line == marker:
-                in_report, report_size = True, 0
-                report.clear()
-            elif in_report:
-                report_size += len(line) + 1
-                if report_size <= MAX_REPORT_BYTES:
-                    report.append(line)
-            else:
-                on_line(line)
-
+        output = OutputRouter(marker, on_line)
         try:
-            container.start()
-            stream = container.logs(stream=True, follow=True, stdout=True, stderr=True)
+            # Attached before it starts, so no output is missed. The daemon passes output on only
+            # as fast as it is read: a flood is slowed down, never buffered.
+            stream = container.attach(stdout=True, stderr=True, stream=True, logs=False)
         except DOCKER_ERRORS as exc:
-            raise DockerUnavailable(f"cannot start the container: {exc}") from exc
-        reader = _pump(stream, route)
+            raise DockerUnavailable(f"cannot attach to the container: {exc}") from exc
         try:
-            _wait(lambda timeout: _container_done(container, timeout), watchdog)
-        except Stopped:
-            _kill(container)
-            raise
+            try:
+                container.start()
+            except DOCKER_ERRORS as exc:
+                raise DockerUnavailable(f"cannot start the container: {exc}") from exc
+            reader = _drain(stream, output)
+            try:
+                _wait(lambda timeout: _container_done(container, timeout), watchdog)
+            except Stopped:
+                _kill(container)
+                raise
+            finally:
+                reader.join(timeout=10)
         finally:
-            reader.join(timeout=10)
+            _close_stream(stream)
         try:
             container.reload()
         except DOCKER_ERRORS as exc:
@@ -428,8 +467,189 @@ class DockerEngine:
         return TestOutcome(
             exit_code=int(state.get("ExitCode", -1)),
             oom_killed=bool(state.get("OOMKilled")),
-            report="\n".join(report) if in_report else None,
+            report="\n".join(output.report) if output.in_report else None,
+            pids_limit_hit=output.limits.get("pids_refused", "0") not in ("", "0"),
+            tmp_full=output.limits.get("tmp_full") == "1",
+            output_bytes=output.total_bytes,
         )
+
+    # --- supply chain --------------------------------------------------------------------------
+
+    def find_image(self, reference: str) -> dict[str, Any] | None:
+        """The image's attributes, or None when the daemon does not have it."""
+        try:
+            attrs: dict[str, Any] = self._client.images.get(reference).attrs
+        except docker.errors.ImageNotFound:
+            return None
+        except DOCKER_ERRORS as exc:
+            raise DockerUnavailable(f"cannot inspect image {reference}: {exc}") from exc
+        return attrs
+
+    def run_capture(self, spec: CommandRun, watchdog: Watchdog, *, max_bytes: int) -> CapturedRun:
+        """Run `spec` in the locked-down container (as `run_command` does) and keep its output
+        lines, up to `max_bytes`; `truncated` says that more came."""
+        lines: list[str] = []
+        size = 0
+        truncated = False
+
+        def keep(line: str) -> bool:
+            nonlocal size, truncated
+            size += len(line) + 1
+            if size > max_bytes:
+                truncated = True
+                return False
+            lines.append(line)
+            return True
+
+        container = self._sandbox(spec)
+        try:
+            outcome = self._run(container, None, keep, watchdog)
+        finally:
+            _remove(container)
+        return CapturedRun(outcome.exit_code, outcome.oom_killed, lines, truncated)
+
+    def save_image(
+        self, image_id: str, *, name: str | None = None, chunk_size: int = 1024 * 1024
+    ) -> Iterator[bytes]:
+        """`docker save` of one image, as tar chunks streamed from the daemon (nothing is held
+        beyond one chunk). `name`, a tag of the image, goes into the archive so that
+        `docker load` restores it."""
+        try:
+            image = self._client.images.get(image_id)
+            chunks = image.save(chunk_size=chunk_size, named=name or False)
+        except DOCKER_ERRORS as exc:
+            raise DockerUnavailable(f"cannot export image {image_id}: {exc}") from exc
+        return _unavailable_on_error(chunks, f"the export of image {image_id} failed")
+
+    def push(
+        self, reference: str, auth: dict[str, str] | None, on_line: LineSink | None = None
+    ) -> str | None:
+        """Push a local tag to its registry; returns the digest the registry gave the manifest.
+        Raises PushFailed when the registry refuses it. `auth` goes to the daemon only."""
+        repository, tag = _repository_and_tag(reference)
+        digest: str | None = None
+        try:
+            messages = self._client.images.push(
+                repository, tag=tag, auth_config=auth, stream=True, decode=True
+            )
+            for message in messages:
+                if not isinstance(message, dict):
+                    continue
+                if message.get("error") or message.get("errorDetail"):
+                    detail = message.get("errorDetail") or {}
+                    raise PushFailed(str(message.get("error") or detail.get("message") or detail))
+                aux = message.get("aux")
+                if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
+                    digest = aux["Digest"]
+                if on_line is not None and message.get("status") and not message.get("progress"):
+                    layer = f"{message['id']}: " if message.get("id") else ""
+                    on_line(f"{layer}{message['status']}")
+        except docker.errors.APIError as exc:
+            if exc.status_code is not None and exc.status_code < 500:
+                raise PushFailed(str(exc.explanation or exc)) from exc
+            raise DockerUnavailable(f"cannot push {reference}: {exc}") from exc
+        except DOCKER_ERRORS as exc:
+            raise DockerUnavailable(f"cannot push {reference}: {exc}") from exc
+        return digest
+
+
+class OutputRouter:
+    """Routes a container's output. Lines go to `on_line` until it wants no more; from then on
+    the bytes are only scanned for the wrapper's marker, which is cheap even for gigabytes. After
+    the marker, lines belong to the wrapper: its findings (`limits`) and the JUnit report."""
+
+    def __init__(self, marker: str | None, on_line: OutputSink) -> None:
+        self._marker = marker
+        self._marker_bytes = marker.encode() if marker else b""
+        self._on_line = on_line
+        self._splitter = LineSplitter()
+        self._forwarding = True
+        self._carry = b""
+        self.in_wrapper = False
+        self.in_report = False
+        self.report: list[str] = []
+        self._report_size = 0
+        self.limits: dict[str, str] = {}
+        self.total_bytes = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if not self.in_wrapper:
+            self.total_bytes += len(chunk)
+        if self.in_wrapper or self._forwarding:
+            self._lines(self._splitter.feed(chunk))
+            return
+        if not self._marker_bytes:
+            return
+        data = self._carry + chunk
+        found = data.find(self._marker_bytes)
+        if found < 0:
+            self._carry = data[-(len(self._marker_bytes) - 1) :]
+            return
+        self._carry = b""
+        self.in_wrapper = True
+        self._splitter = LineSplitter()
+        self._lines(self._splitter.feed(data[found:]))
+
+    def finish(self) -> None:
+        self._lines(self._splitter.finish())
+
+    def _lines(self, lines: list[str]) -> None:
+        for line in lines:
+            self._line(line)
+        if not (self.in_wrapper or self._forwarding):
+            # Output stopped being taken: what remains of a partial line may hold the marker.
+            self._carry = self._splitter.take_rest().encode()
+
+    def _line(self, line: str) -> None:
+        at = line.find(self._marker) if self._marker else -1
+        if at >= 0:
+            if at > 0 and not self.in_wrapper:
+                self._forward(line[:at])
+            self.in_wrapper = True
+            self._wrapper_line(line[at + len(self._marker or "") :].strip())
+        elif self.in_report:
+            self._report_size += len(line) + 1
+            if self._report_size <= MAX_REPORT_BYTES:
+                self.report.append(line)
+        elif not self.in_wrapper:
+            self._forward(line)
+
+    def _forward(self, line: str) -> None:
+        if self._forwarding and self._on_line(line) is False:
+            self._forwarding = False
+
+    def _wrapper_line(self, command: str) -> None:
+        kind, _, rest = command.partition(" ")
+        if kind == "limits":
+            self.limits = dict(item.partition("=")[::2] for item in rest.split())
+        elif kind == "report":
+            self.in_report, self._report_size = True, 0
+            self.report.clear()
+
+
+def _drain(chunks: Iterable[bytes], output: OutputRouter) -> threading.Thread:
+    """Feed `chunks` to `output` on a thread."""
+
+    def run() -> None:
+        try:
+            for chunk in chunks:
+                output.feed(chunk)
+        except (*DOCKER_ERRORS, ValueError):
+            pass  # the stream ends (or is closed) when the container dies; the waiter reports it
+        finally:
+            output.finish()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _close_stream(stream: Any) -> None:
+    stream.close()  # shuts the socket down if the stream is still open
+    # docker-py leaves the response, which holds the socket, to the garbage collector.
+    response = getattr(stream, "_response", None)
+    if response is not None:
+        response.close()
 
 
 def _remove(container: Container) -> None:
@@ -532,3 +752,32 @@ def _daemon_unreachable(tail: Iterable[str]) -> bool:
             "server did not provide an image ID",
         )
     )
+
+
+# --- supply chain --------------------------------------------------------------------------------
+
+
+class PushFailed(Exception):
+    """The registry (or the daemon on its behalf) refused a push: credentials, name, quota."""
+
+
+@dataclass(frozen=True)
+class CapturedRun:
+    exit_code: int
+    oom_killed: bool
+    lines: list[str]
+    truncated: bool
+
+
+def _repository_and_tag(reference: str) -> tuple[str, str]:
+    repository, _, tag = reference.rpartition(":")
+    if not repository or "/" in tag:
+        return reference, "latest"
+    return repository, tag
+
+
+def _unavailable_on_error(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except DOCKER_ERRORS as exc:
+        raise DockerUnavailable(f"{what}: {exc}") from exc

@@ -7,6 +7,7 @@ attempts left, handed back to the queue. `sweep` repairs what crashed processes 
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import time
@@ -36,6 +37,11 @@ DockerFactory = Callable[[], DockerEngine]
 
 RETRY_DELAY_SECONDS = 10.0
 WAIT_FOR_SLOT_SECONDS = 5.0
+
+
+def docker_factory_for(settings: Settings) -> DockerFactory:
+    """Docker engines for this deployment: its CLI, its instance label."""
+    return functools.partial(DockerEngine, settings.docker_cli, instance=settings.instance_id)
 
 
 def execute_build(

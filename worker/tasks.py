@@ -10,8 +10,7 @@ from core.db import get_engine
 from core.settings import get_settings
 from worker.celery_app import RUN_BUILD, SWEEP, celery_app
 from worker.dispatch import enqueue_build
-from worker.docker_engine import DockerEngine
-from worker.runner import execute_build, sweep
+from worker.runner import docker_factory_for, execute_build, sweep
 
 
 def _requeue(app: Celery, build_id: str, countdown: float) -> bool:
@@ -25,7 +24,7 @@ def run_build(build_id: str) -> str | None:
         build_id,
         settings,
         get_engine(settings),
-        functools.partial(DockerEngine, settings.docker_cli),
+        docker_factory_for(settings),
         functools.partial(_requeue, celery_app),
     )
     return None if status is None else status.value
@@ -37,7 +36,7 @@ def sweep_builds() -> dict[str, list[str]]:
     report = sweep(
         settings,
         get_engine(settings),
-        functools.partial(DockerEngine, settings.docker_cli),
+        docker_factory_for(settings),
         functools.partial(_requeue, celery_app),
     )
     return {"requeued": report.requeued, "resent": report.resent, "failed": report.failed}

@@ -28,7 +28,7 @@ from tests.factories import queued_build
 from tests.integration.builder import Builder, builder_for
 from tests.proxy import SocketProxy
 from worker.docker_engine import DockerEngine
-from worker.runner import sweep
+from worker.runner import docker_factory_for, sweep
 
 DOCKER_SOCKET = Path("/var/run/docker.sock")
 
@@ -83,7 +83,7 @@ class TestDockerDaemonLost:
             sweep(
                 once,
                 sqlite_engine,
-                functools.partial(DockerEngine, once.docker_cli),
+                docker_factory_for(once),
                 lambda *_: None,
             )
             assert build_id not in docker_engine.build_containers().values()

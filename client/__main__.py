@@ -1,0 +1,5 @@
+"""`python -m client`: the same as the `imagebuilder` command."""
+
+from client.cli import main
+
+main()

@@ -1,0 +1,89 @@
+"""Submit fixture projects and run them through the real pipeline (shared by integration tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from core.auth import Caller
+from core.builds import create_build
+from core.db import session_scope
+from core.logs import iter_all_lines
+from core.models import Build
+from core.options import BuildOptions
+from core.settings import Settings
+from core.sources import accept_source, new_upload_path
+from core.uploads import receive_upload
+from tests.conftest import require, zip_project
+from worker.docker_engine import DockerEngine
+from worker.runner import docker_factory_for, execute_build
+
+
+@dataclass
+class Outcome:
+    build: Build
+    log: str
+
+
+class Builder:
+    """Submits fixture projects and runs them through the pipeline, cleaning up after itself."""
+
+    def __init__(self, settings: Settings, engine: Engine, docker_engine: DockerEngine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.docker = docker_engine
+        self.tags: list[str] = []
+        self.requeued: list[str] = []
+
+    def submit(self, project: str, **options: Any) -> str:
+        uploaded = receive_upload(
+            [zip_project(project)], new_upload_path(self.settings), self.settings.max_upload_bytes
+        )
+        source = accept_source(uploaded, f"{project}.zip", self.settings)
+        with session_scope(self.engine) as session:
+            build = create_build(
+                session,
+                caller=Caller("tester"),
+                source=source,
+                options=BuildOptions.model_validate(options),
+            )
+            self.tags.append(build.image_tag or "")
+            return build.id
+
+    def run(self, build_id: str) -> Outcome:
+        execute_build(
+            build_id,
+            self.settings,
+            self.engine,
+            docker_factory_for(self.settings),
+            lambda requeued_id, _delay: self.requeued.append(requeued_id),
+        )
+        return self.outcome(build_id)
+
+    def outcome(self, build_id: str) -> Outcome:
+        with session_scope(self.engine) as session:
+            build = session.get_one(Build, build_id)
+        log = "\n".join(line.text for line in iter_all_lines(self.engine, build_id))
+        return Outcome(build, log)
+
+    def containers_of(self, build_id: str) -> int:
+        return self.docker.remove_containers({"imagebuilder.build-id": build_id})
+
+    def cleanup(self) -> None:
+        for tag in self.tags:
+            self.docker.remove_image(tag)
+        self.tags.clear()
+
+
+def builder_for(
+    settings: Settings, sqlite_engine: Engine, docker_engine: DockerEngine
+) -> Iterator[Builder]:
+    """The body of a `builder` fixture: skips without the base images, cleans up after."""
+    for image in (settings.builder_image("3.11"), settings.runtime_image("3.11")):
+        require(docker_engine.image_exists(image), f"base image {image} (make test builds it)")
+    helper = Builder(settings, sqlite_engine, docker_engine)
+    yield helper
+    helper.cleanup()
