@@ -79,14 +79,16 @@ class TestDockerDaemonLost:
             assert outcome.build.error_code == "docker_unavailable"
             # The test container is still on the daemon; the sweeper removes it.
             monkeypatch.delenv("DOCKER_HOST")
-            assert docker_engine.build_containers()
+            ours = docker_factory_for(once)()
+            assert build_id in ours.build_containers().values()
             sweep(
                 once,
                 sqlite_engine,
                 docker_factory_for(once),
                 lambda *_: None,
             )
-            assert build_id not in docker_engine.build_containers().values()
+            assert build_id not in ours.build_containers().values()
+            ours.close()
             proxy.restore()
             monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'docker.sock'}")
             after = helper.run(helper.submit("passing", run_tests=False))
