@@ -49,11 +49,13 @@ from core.junit import parse_junit, summarize
 from core.logs import LogSink, LogStream
 from core.models import Build
 from core.options import BuildOptions
-from core.settings import SUPPORTED_PYTHON_VERSIONS, Settings
+from core.settings import MiB, Settings
 from core.sources import source_path
 from core.status import BuildStatus, Failure, Phase
 from core.test_output import unittest_counts
 from core.transitions import enter_phase, transition
+from core.workspace import ProjectRootMissing, project_root
+from worker.bases import available_python_versions
 from worker.docker_engine import (
     BuildStepFailed,
     CommandRun,
@@ -61,6 +63,7 @@ from worker.docker_engine import (
     DockerUnavailable,
     ImageBuild,
     Stopped,
+    TestOutcome,
     TestRun,
 )
 
@@ -300,18 +303,10 @@ class Pipeline:
             summary = extract_archive(source, extracted, self.settings)
         except ArchiveRejected as exc:
             raise ProjectFault(Failure(exc.code, exc.detail)) from exc
-        root = extracted
-        if options.context_dir is not None:
-            root = extracted / options.context_dir
-        elif summary.common_root is not None:
-            root = extracted / summary.common_root
-        if not root.is_dir():
-            raise ProjectFault(
-                Failure(
-                    "context_dir_missing",
-                    f"context_dir {options.context_dir!r} is not a folder in the archive.",
-                )
-            )
+        try:
+            root = project_root(extracted, summary, options.context_dir)
+        except ProjectRootMissing as exc:
+            raise ProjectFault(exc.failure) from exc
         self.say(f"source: {summary.files} files, {summary.uncompressed_bytes / 1e6:.1f} MB")
         return root
 
@@ -335,15 +330,7 @@ class Pipeline:
         return plan
 
     def _available_versions(self) -> list[str]:
-        if self.settings.pull_base_images:
-            return list(SUPPORTED_PYTHON_VERSIONS)
-        present = self.docker.local_tags()
-        return [
-            version
-            for version in SUPPORTED_PYTHON_VERSIONS
-            if _tagged(self.settings.builder_image(version)) in present
-            and _tagged(self.settings.runtime_image(version)) in present
-        ]
+        return available_python_versions(self.settings, self.docker)
 
     def _dockerfile(self, root: Path, plan: Plan) -> tuple[Path, bool]:
         if plan.dockerfile is not None:
@@ -439,9 +426,9 @@ class Pipeline:
         self.say(f"tests: {command} (no network, user {user}, read-only root)")
         output: collections.deque[str] = collections.deque(maxlen=50)
 
-        def test_line(line: str) -> None:
+        def test_line(line: str) -> bool:
             output.append(line)
-            self.sink.write(LogStream.TEST, line)
+            return self.sink.write(LogStream.TEST, line)  # False: the log is full
 
         outcome = self.docker.run_tests(
             TestRun(
@@ -473,12 +460,28 @@ class Pipeline:
         self.say(
             f"tests: exit code {outcome.exit_code}" + (f", {summarize(counts)}" if counts else "")
         )
-        if outcome.oom_killed:
-            raise ProjectFault(
-                Failure("oom_killed", "The tests ran out of memory and were killed.")
-            )
+        limits = self._limits_hit(outcome)
+        for limit in limits:
+            self.say(f"tests: the tests {limit}")
+        if self.sink.full:
+            self.say(f"tests: {outcome.output_bytes / MiB:.1f} MiB of output in all")
+        # The command's verdict stands when it passed (a limit may have stopped a child whose
+        # failure the tests expected); when it failed, the limit it hit is the likelier reason.
         if outcome.exit_code == 0:
             return
+        counted = f" ({summarize(counts)})" if counts is not None and counts.total else ""
+        if outcome.oom_killed:
+            raise ProjectFault(
+                Failure(
+                    "oom_killed",
+                    f"The tests ran out of memory and were killed{counted}: "
+                    f"the limit is {self.settings.test_memory_bytes // MiB} MiB.",
+                )
+            )
+        if limits:
+            raise ProjectFault(
+                Failure("resource_limit", f"The tests {' and '.join(limits)}{counted}.")
+            )
         no_tests = outcome.exit_code == PYTEST_NO_TESTS and (counts is None or counts.total == 0)
         if no_tests:
             if self.settings.require_tests:
@@ -493,6 +496,17 @@ class Pipeline:
             else f"the test command exited with {outcome.exit_code}"
         )
         raise ProjectFault(Failure("tests_failed", f"Tests failed: {message}"))
+
+    def _limits_hit(self, outcome: TestOutcome) -> list[str]:
+        """What the sandbox refused the tests, as phrases ("hit the limit of 256 processes")."""
+        limits = []
+        if outcome.oom_killed:
+            limits.append("had a process killed for lack of memory")
+        if outcome.pids_limit_hit:
+            limits.append(f"hit the limit of {self.settings.test_pids_limit} processes")
+        if outcome.tmp_full:
+            limits.append(f"filled /tmp ({self.settings.test_tmpfs_bytes // MiB} MiB)")
+        return limits
 
     def _check(self, spec_image: str, command: list[str], **extra: Any) -> CommandRun:
         return CommandRun(
@@ -632,11 +646,6 @@ class Pipeline:
             except DockerUnavailable as exc:
                 log.warning("could not remove image %s of build %s: %s", image, self.build_id, exc)
         shutil.rmtree(self.workspace, ignore_errors=True)
-
-
-def _tagged(reference: str) -> str:
-    """`name` as Docker lists it: with the implicit `:latest`."""
-    return reference if ":" in reference.rsplit("/", 1)[-1] else f"{reference}:latest"
 
 
 def _has_stage(dockerfile: Path, name: str) -> bool:

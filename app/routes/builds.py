@@ -29,7 +29,7 @@ from core.status import BuildStatus
 
 router = APIRouter(prefix="/api/v1/builds", tags=["builds"])
 
-_UPLOAD_BODY: dict[str, Any] = {
+UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
@@ -59,7 +59,7 @@ _UPLOAD_BODY: dict[str, Any] = {
     "",
     status_code=202,
     response_model=BuildOut,
-    openapi_extra=_UPLOAD_BODY,
+    openapi_extra=UPLOAD_BODY,
     responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
 )
 async def submit_build(

@@ -329,3 +329,38 @@ class TestMetrics:
         assert 'imagebuilder_phase_duration_seconds_count{phase="preparing"} 1.0' in text
         assert "imagebuilder_upload_bytes_count 2.0" in text
         assert "imagebuilder_log_bytes_total" in text
+
+
+class TestPlan:
+    def test_plans_without_building_or_storing(
+        self, client: TestClient, sqlite_engine: Engine, settings: Settings
+    ) -> None:
+        response = client.post(
+            "/api/v1/plan",
+            files={"source": ("app.zip", zip_project("passing", prefix="passing-main/"))},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["generated"] is True
+        assert body["plan"]["test_command"] == "python -m pytest"
+        assert any("requirements.txt" in reason for reason in body["plan"]["reasons"])
+        assert "AS runtime" in body["dockerfile"]
+        assert build_count(sqlite_engine) == 0
+        assert not any(settings.sources_dir.glob("*")) if settings.sources_dir.exists() else True
+        assert list(settings.workspaces_dir.iterdir()) == []
+
+    def test_the_projects_own_dockerfile_is_returned(self, client: TestClient) -> None:
+        response = client.post(
+            "/api/v1/plan", files={"source": ("p.zip", zip_project("own_dockerfile"))}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["generated"] is False
+        assert response.json()["dockerfile"].startswith("# A project that brings its own")
+
+    def test_a_missing_context_dir_is_a_problem(self, client: TestClient) -> None:
+        response = client.post(
+            "/api/v1/plan",
+            files={"source": ("p.zip", zip_project("passing"))},
+            data={"context_dir": "nope"},
+        )
+        assert_problem(response, 400, "project_invalid")

@@ -56,6 +56,7 @@ BUILD_ROUTES: dict[tuple[str, str], int] = {
 OTHER_ROUTES: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/builds"): 202,
     ("GET", "/api/v1/builds"): 200,
+    ("POST", "/api/v1/plan"): 200,
     ("POST", "/api/v1/tokens"): 403,
     ("GET", "/api/v1/tokens"): 403,
     ("DELETE", "/api/v1/tokens/{token_id}"): 403,
@@ -142,7 +143,7 @@ class TestTokens:
         kwargs: dict[str, object] = {"headers": tenants.as_(tenants.bob)}
         if template == "/api/v1/tokens" and method == "POST":
             kwargs["json"] = {"owner": "mallory", "admin": True}
-        if template == "/api/v1/builds" and method == "POST":
+        if template in ("/api/v1/builds", "/api/v1/plan") and method == "POST":
             kwargs["files"] = {"source": ("p.zip", zip_project("passing"))}
         response = tenants.client.request(method, path, **kwargs)  # type: ignore[arg-type]
         assert response.status_code == OTHER_ROUTES[(method, template)], response.text

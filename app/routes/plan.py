@@ -1,0 +1,120 @@
+"""POST /api/v1/plan: what a build of this upload would do, without building it."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import CurrentCaller, SettingsDep
+from app.problems import problem_responses
+from app.routes.builds import UPLOAD_BODY
+from app.submission import parse_options
+from app.upload import read_upload
+from core.archive import extract_archive
+from core.detect import DetectionError, detect
+from core.dockerfile import BaseImages, render
+from core.errors import ImageBuilderError, ServiceUnavailable
+from core.options import BuildOptions
+from core.retention import ensure_disk_space
+from core.settings import Settings
+from core.sources import new_upload_path
+from core.workspace import ProjectRootMissing, project_root
+from worker.bases import available_python_versions
+from worker.docker_engine import DockerEngine, DockerUnavailable
+
+router = APIRouter(prefix="/api/v1", tags=["builds"])
+
+
+class ProjectInvalid(ImageBuilderError):
+    status = 400
+    code = "project_invalid"
+    title = "The project cannot be built as given"
+
+
+class PlanOut(BaseModel):
+    plan: dict[str, Any]
+    dockerfile: str
+    generated: bool
+
+
+def _plan(archive: Path, options: BuildOptions, settings: Settings) -> PlanOut:
+    settings.workspaces_dir.mkdir(parents=True, exist_ok=True)
+    workspace = Path(tempfile.mkdtemp(prefix="plan-", dir=settings.workspaces_dir))
+    try:
+        extracted = workspace / "src"
+        extracted.mkdir()
+        summary = extract_archive(archive, extracted, settings)
+        root = project_root(extracted, summary, options.context_dir)
+        try:
+            docker_engine = DockerEngine(settings.docker_cli, timeout=10)
+            try:
+                versions = available_python_versions(settings, docker_engine)
+            finally:
+                docker_engine.close()
+        except DockerUnavailable as exc:
+            raise ServiceUnavailable(f"The Docker daemon is unavailable: {exc}") from exc
+        plan = detect(
+            root,
+            available_versions=versions,
+            default_version=settings.default_python_version,
+            requested_version=options.python_version,
+            dockerfile=options.dockerfile,
+            test_command=options.test_command,
+        )
+        if plan.dockerfile is not None:
+            text = (root / plan.dockerfile).read_text(encoding="utf-8", errors="replace")
+            return PlanOut(plan=plan.to_dict(), dockerfile=text, generated=False)
+        bases = BaseImages(
+            builder=settings.builder_image(plan.python_version),
+            runtime=settings.runtime_image(plan.python_version),
+        )
+        rendered = render(plan, bases, build_id="(plan)")
+        return PlanOut(plan=plan.to_dict(), dockerfile=rendered.dockerfile, generated=True)
+    except (DetectionError, ProjectRootMissing) as exc:
+        raise ProjectInvalid(str(exc)) from exc
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+@router.post(
+    "/plan",
+    response_model=PlanOut,
+    openapi_extra=UPLOAD_BODY,
+    responses=problem_responses(400, 401, 413, 415, 422, 503),
+)
+async def plan_upload(
+    request: Request,
+    settings: SettingsDep,
+    _caller: CurrentCaller,
+    python_version: str | None = None,
+    test_command: str | None = None,
+    dockerfile: str | None = None,
+    context_dir: str | None = None,
+) -> PlanOut:
+    """Detect what a build of this upload would do (python version, dependencies, tests, start
+    command, each with its reason) and the Dockerfile it would use; nothing is stored or built.
+    Takes the same upload and options as POST /api/v1/builds."""
+    await run_in_threadpool(ensure_disk_space, settings)
+    query = {
+        name: value
+        for name, value in {
+            "python_version": python_version,
+            "test_command": test_command,
+            "dockerfile": dockerfile,
+            "context_dir": context_dir,
+        }.items()
+        if value is not None
+    }
+    partial = new_upload_path(settings)
+    upload = await read_upload(request, partial, settings.max_upload_bytes)
+    try:
+        options = parse_options(query | upload.fields)
+        return await run_in_threadpool(_plan, upload.file.path, options, settings)
+    finally:
+        partial.unlink(missing_ok=True)
