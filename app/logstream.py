@@ -14,6 +14,7 @@ import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from fastapi import Request
 from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
 
@@ -27,6 +28,8 @@ POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
 PAGE = 2000
 BUFFER_LINES = 20_000
+# Line numbers are 32-bit in the database.
+MAX_LINE_NUMBER = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,15 @@ async def sse_events(
 def _status(engine: Engine, build_id: str) -> BuildStatus:
     with session_scope(engine) as session:
         return session.scalar(select(Build.status).where(Build.id == build_id)) or BuildStatus.ERROR
+
+
+def last_event_id(request: Request, *, default: int = 0) -> int:
+    """The line an SSE client saw last (`Last-Event-ID`); anything else than a line number that
+    can exist is ignored."""
+    value = request.headers.get("last-event-id", "")
+    if value.isascii() and value.isdigit() and len(value) <= 10 and int(value) <= MAX_LINE_NUMBER:
+        return int(value)
+    return default
 
 
 def _event(event_id: str | None, event: str, data: str) -> bytes:

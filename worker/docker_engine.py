@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -61,6 +62,7 @@ for events in /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids/pids.events; do
     if [ -r "$events" ]; then read -r _ pids_refused < "$events"; break; fi
 done
 tmp_full=0
+mkdir -p {REPORT_DIR} 2>/dev/null
 {{ printf x > {REPORT_DIR}/.space; }} 2>/dev/null || tmp_full=1
 printf '%s limits pids_refused=%s tmp_full=%s\\n' "$IMAGEBUILDER_REPORT_MARKER" \\
     "$pids_refused" "$tmp_full"
@@ -232,10 +234,14 @@ class DockerEngine:
     def local_tags(self) -> set[str]:
         """Every `repository:tag` the daemon holds, in one call."""
         try:
-            images = self._client.images.list()
+            # The low-level list: one call, no per-image inspect that fails for an image
+            # deleted while listing.
+            images = self._client.api.images()
         except DOCKER_ERRORS as exc:
             raise DockerUnavailable(f"cannot list images: {exc}") from exc
-        return {tag for image in images for tag in image.tags}
+        return {
+            tag for image in images for tag in image.get("RepoTags") or () if tag != "<none>:<none>"
+        }
 
     def image_info(self, reference: str) -> dict[str, Any]:
         try:
@@ -645,11 +651,12 @@ def _drain(chunks: Iterable[bytes], output: OutputRouter) -> threading.Thread:
 
 
 def _close_stream(stream: Any) -> None:
-    stream.close()  # shuts the socket down if the stream is still open
-    # docker-py leaves the response, which holds the socket, to the garbage collector.
-    response = getattr(stream, "_response", None)
-    if response is not None:
-        response.close()
+    with contextlib.suppress(*DOCKER_ERRORS):  # a daemon that went away is reported elsewhere
+        stream.close()  # shuts the socket down if the stream is still open
+        # docker-py leaves the response, which holds the socket, to the garbage collector.
+        response = getattr(stream, "_response", None)
+        if response is not None:
+            response.close()
 
 
 def _remove(container: Container) -> None:

@@ -17,7 +17,14 @@ from app.deps import (
     SessionDep,
     SettingsDep,
 )
-from app.logstream import SSE_TYPE, follow_lines, plain_lines, sse_events
+from app.logstream import (
+    MAX_LINE_NUMBER,
+    SSE_TYPE,
+    follow_lines,
+    last_event_id,
+    plain_lines,
+    sse_events,
+)
 from app.problems import problem_responses
 from app.schemas import BuildOut, BuildPage, build_out
 from app.submission import submit_upload
@@ -136,7 +143,7 @@ def get_logs(
     engine: EngineDep,
     hub: LogHubDep,
     follow: bool = False,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_LINE_NUMBER)] = 0,
 ) -> StreamingResponse:
     """The build's log as text; `follow=true` streams new lines until the build ends.
 
@@ -144,8 +151,7 @@ def get_logs(
     numbers; reconnect with `Last-Event-ID` (or `?after=`) to resume without gaps or repeats.
     """
     if SSE_TYPE in request.headers.get("accept", ""):
-        last_event = request.headers.get("last-event-id", "")
-        start = int(last_event) if last_event.isdigit() else after
+        start = last_event_id(request, default=after)
         return StreamingResponse(
             sse_events(hub, engine, build.id, after=start),
             media_type=SSE_TYPE,

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import submission
 from app.deps import CeleryDep, EngineDep, LogHubDep, SessionDep, SettingsDep
-from app.logstream import SSE_TYPE, plain_lines, sse_events
+from app.logstream import SSE_TYPE, last_event_id, plain_lines, sse_events
 from app.schemas import build_out
 from app.submission import submit_upload
 from app.web.session import (
@@ -49,7 +49,6 @@ from core.settings import SUPPORTED_PYTHON_VERSIONS
 from core.status import BuildStatus
 
 PAGE_SIZE = 25
-_MAX_EVENT_ID_DIGITS = 12
 
 # No inline script or style anywhere: the pages load /ui/static files only.
 CONTENT_SECURITY_POLICY = (
@@ -303,8 +302,7 @@ def build_events(
 ) -> StreamingResponse:
     """The log as server-sent events (ids are line numbers). EventSource reconnects by itself
     with Last-Event-ID, and the stream resumes after that line."""
-    last = request.headers.get("last-event-id", "")
-    after = int(last) if last.isdigit() and len(last) <= _MAX_EVENT_ID_DIGITS else 0
+    after = last_event_id(request)
     return StreamingResponse(
         sse_events(hub, engine, build.id, after=after),
         media_type=SSE_TYPE,
