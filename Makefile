@@ -32,7 +32,7 @@ migrate:
 	@$(BIN)/alembic upgrade head
 
 test:
-	@$(SETUP) python-deps docker redis postgres browser compose
+	@$(SETUP) python-deps docker redis postgres browser compose registry
 	@$(SETUP) base-images $(TEST_PYTHON_VERSIONS)
 	@$(MAKE) --no-print-directory lint
 	@scripts/test.sh

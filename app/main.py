@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from app import problems, web
 from app.logstream import LogHub
-from app.routes import builds, health, metrics, plan, tokens
+from app.routes import builds, health, metrics, plan, supply_chain, tokens
 from core.db import get_engine, session_scope
 from core.logjson import configure_logging
 from core.settings import Settings, get_settings
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(builds.router)
     app.include_router(plan.router)
+    app.include_router(supply_chain.router)
     app.include_router(tokens.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

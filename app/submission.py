@@ -14,7 +14,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.schemas import BuildOut, build_out
 from app.upload import read_upload
 from core import builds as build_service
 from core.auth import Caller
@@ -22,6 +21,7 @@ from core.db import session_scope
 from core.errors import ImageBuilderError, InvalidOption
 from core.models import Build
 from core.options import BuildOptions
+from core.resources import BuildOut, build_out
 from core.retention import ensure_disk_space
 from core.settings import Settings
 from core.sources import StoredSource, accept_source, new_upload_path

@@ -60,6 +60,7 @@ def create_build(
         source_files=source.files,
         options=options.model_dump(),
         image_tag=options.tag or default_tag(build_id),
+        callback_url=options.callback_url,
         rebuild_of=rebuild_of,
     )
     session.add(build)

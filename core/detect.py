@@ -2,10 +2,22 @@
 
 Pure: it reads a directory and returns a `Plan`; nothing runs. Every decision carries its reason,
 shown to the user in the log and the build resource.
+
+Dependencies, first that applies (a lockfile is honoured exactly):
+
+    uv.lock / poetry.lock / pdm.lock   exported by uv / poetry / pdm inside the build (lock_tool)
+    Pipfile.lock                       converted here to pinned, hashed lines (locked_requirements)
+    Pipfile                            [packages] as requirement lines
+    requirements*.txt                  flattened (-r/-c followed), plus [project.dependencies]
+    pyproject [project]                static dependencies; dynamic ones come from the built wheel
+    pyproject [tool.poetry]            translated from Poetry's constraint syntax
+    setup.cfg [options]                install_requires
+    setup.py                           from the built wheel (its dependencies may be computed)
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import tomllib
@@ -15,11 +27,27 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import Version
 
+from core.manifests import (
+    ManifestError,
+    SetupCall,
+    SetupCfg,
+    TestHints,
+    pipfile_dependencies,
+    pipfile_hash,
+    pipfile_lock_requirements,
+    poetry_constraint,
+    poetry_dependencies,
+    read_json,
+    read_noxfile,
+    read_setup_cfg,
+    read_setup_py,
+    read_tox_ini,
+)
+from core.pyversion import NoPythonVersion, Statement, choose, file_pins, pin_of
 from core.requirements import RequirementsError, read_requirements
+from core.start_command import infer_start
 
 TEST_EXTRAS = ("test", "tests", "testing", "dev")
 TEST_REQUIREMENT_FILES = (
@@ -52,7 +80,12 @@ SKIPPED_DIRS = frozenset(
         "site-packages",
     }
 )
+# Servers the inferred start command may need, added when the project does not depend on them.
+SERVER_REQUIREMENTS = {"gunicorn": "gunicorn>=21.2", "uvicorn": "uvicorn>=0.20"}
+# Build backends that compute the version from the VCS: .git must stay in the build context.
+_VCS_VERSIONING = ("setuptools-scm", "setuptools_scm", "hatch-vcs", "versioningit", "dunamai")
 _TEST_FILE = re.compile(r"^(test_.*|.*_test)\.py$")
+_UNITTEST_FILE = re.compile(r"^test.*\.py$")
 
 
 class DetectionError(ValueError):
@@ -74,9 +107,63 @@ class Plan:
     start_command: list[str] | None = None
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    project_name: str | None = None
+    # Where the runtime dependencies come from: "requirements.txt", "uv.lock", "setup.py", ...
+    dependency_source: str = "none"
+    # "uv", "poetry" or "pdm": the lock is exported by that tool inside the build, from
+    # `lock_files` only (the dependency layer's key).
+    lock_tool: str | None = None
+    lock_files: list[str] = field(default_factory=list)
+    # Pinned, hashed lines from a lockfile converted here (Pipfile.lock), installed first.
+    locked_requirements: list[str] = field(default_factory=list)
+    locked_test_requirements: list[str] = field(default_factory=list)
+    # Groups and extras holding the test dependencies, for the lock tool.
+    test_groups: list[str] = field(default_factory=list)
+    test_extras: list[str] = field(default_factory=list)
+    # Local projects the requirements name (./libs/util): built as wheels with the project.
+    local_packages: list[str] = field(default_factory=list)
+    # Servers added to `requirements` because the start command needs them.
+    server_requirements: list[str] = field(default_factory=list)
+    # "web" (serves HTTP on `port`), "cli" (boot-checked with --help), "none".
+    start_kind: str | None = None
+    port: int | None = None
+    # Patterns of the .dockerignore generated for the build; None when the project has its own.
+    dockerignore: list[str] | None = None
+    # Findings of the Dockerfile linter on the project's own Dockerfile.
+    dockerfile_findings: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class _Project:
+    """The parsed manifests of a project, read once."""
+
+    root: Path
+    pyproject: dict[str, Any]
+    project: dict[str, Any]
+    poetry: dict[str, Any]
+    pipfile: dict[str, Any] | None
+    setup_cfg: SetupCfg | None
+    setup_py: SetupCall | None
+
+    @property
+    def name(self) -> str | None:
+        for candidate in (
+            self.project.get("name"),
+            self.poetry.get("name"),
+            self.setup_cfg.name if self.setup_cfg else None,
+            self.setup_py.name if self.setup_py else None,
+        ):
+            if isinstance(candidate, str) and candidate:
+                return candidate
+        return None
+
+    @property
+    def tool(self) -> dict[str, Any]:
+        tool = self.pyproject.get("tool", {})
+        return tool if isinstance(tool, dict) else {}
 
 
 def detect(
@@ -89,12 +176,9 @@ def detect(
     test_command: str | None = None,
 ) -> Plan:
     """Decide how to build and test the project at `root`."""
-    pyproject = _load_pyproject(root)
-    project = pyproject.get("project", {}) if isinstance(pyproject.get("project"), dict) else {}
-    plan = Plan(python_version=default_version)
-    plan.python_version = _choose_python(
-        root, project, plan, available_versions, default_version, requested_version
-    )
+    info = _read_project(root)
+    plan = Plan(python_version=default_version, project_name=info.name)
+    _choose_python(info, plan, available_versions, default_version, requested_version)
     if dockerfile is not None:
         if not (root / dockerfile).is_file():
             raise DetectionError(f"dockerfile {dockerfile!r} is not a file in the project")
@@ -103,93 +187,116 @@ def detect(
     elif (root / "Dockerfile").is_file():
         plan.dockerfile = "Dockerfile"
         plan.reasons.append("dockerfile: the project's own Dockerfile")
-    _dependencies(root, pyproject, project, plan)
-    _tests(root, pyproject, project, plan, test_command)
-    plan.start_command = _start_command(root, project, plan)
+    _dependencies(info, plan)
+    _tests(info, plan, test_command)
+    _start(info, plan)
+    plan.dockerignore = _dockerignore(info, plan)
+    plan.requirements = _dedupe(plan.requirements)
     return plan
 
 
-def _load_pyproject(root: Path) -> dict[str, Any]:
-    path = root / "pyproject.toml"
+def _read_project(root: Path) -> _Project:
+    pyproject = _load_toml(root / "pyproject.toml")
+    project = pyproject.get("project", {})
+    project = project if isinstance(project, dict) else {}
+    tool = pyproject.get("tool", {})
+    poetry = tool.get("poetry", {}) if isinstance(tool, dict) else {}
+    pipfile = _load_toml(root / "Pipfile") if (root / "Pipfile").is_file() else None
+    try:
+        setup_cfg = read_setup_cfg(root / "setup.cfg") if (root / "setup.cfg").is_file() else None
+    except ManifestError as exc:
+        raise DetectionError(str(exc)) from exc
+    setup_py = read_setup_py(root / "setup.py") if (root / "setup.py").is_file() else None
+    return _Project(
+        root,
+        pyproject,
+        project,
+        poetry if isinstance(poetry, dict) else {},
+        pipfile,
+        setup_cfg,
+        setup_py,
+    )
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DetectionError(f"pyproject.toml is not valid TOML: {exc}") from exc
+        raise DetectionError(f"{path.name} is not valid TOML: {exc}") from exc
 
 
 # --- Python version ---------------------------------------------------------------------------
 
 
 def _choose_python(
-    root: Path,
-    project: dict[str, Any],
+    info: _Project,
     plan: Plan,
     available: Sequence[str],
     default: str,
     requested: str | None,
-) -> str:
-    if requested is not None:
-        plan.reasons.append(f"python {requested}: option python_version")
-        return requested
-    pinned = _pinned_version(root)
-    if pinned is not None:
-        version, source = pinned
-        plan.reasons.append(f"python {version}: {source}")
-        return version
-    spec_text = project.get("requires-python")
-    if isinstance(spec_text, str):
-        try:
-            spec = SpecifierSet(spec_text)
-        except InvalidSpecifier:
-            plan.warnings.append(f"requires-python {spec_text!r} is not a valid specifier; ignored")
-        else:
-            candidates = [
-                v
-                for v in available
-                if spec.contains(Version(v + ".0"), prereleases=True)
-                or spec.contains(Version(v + ".99"), prereleases=True)
-            ]
-            if default in candidates:
-                plan.reasons.append(
-                    f"python {default}: the default, allowed by requires-python {spec_text!r}"
-                )
-                return default
-            if candidates:
-                chosen = max(candidates, key=Version)
-                plan.reasons.append(
-                    f"python {chosen}: newest available allowed by requires-python {spec_text!r}"
-                )
-                return chosen
-            raise DetectionError(
-                f"requires-python {spec_text!r} allows none of the available "
-                f"Python versions ({', '.join(available)})"
+) -> None:
+    pins = file_pins(info.root)
+    if info.pipfile is not None:
+        requires = info.pipfile.get("requires", {})
+        if isinstance(requires, dict):
+            for key in ("python_version", "python_full_version"):
+                value = requires.get(key)
+                pinned = pin_of(str(value)) if value is not None else None
+                if pinned is not None:
+                    pins.append(Statement(f"Pipfile [requires] {key}", pinned))
+                    break
+    constraints: list[Statement] = []
+    if isinstance(info.project.get("requires-python"), str):
+        constraints.append(Statement("requires-python", info.project["requires-python"]))
+    poetry_python = info.poetry.get("dependencies", {})
+    if isinstance(poetry_python, dict) and isinstance(poetry_python.get("python"), str):
+        converted = poetry_constraint(poetry_python["python"])
+        if converted:
+            constraints.append(Statement("[tool.poetry.dependencies] python", converted))
+        elif converted is None:
+            plan.warnings.append(
+                f"[tool.poetry.dependencies] python = {poetry_python['python']!r} "
+                "cannot be checked (no PEP 440 form)"
             )
-    plan.reasons.append(f"python {default}: the service default (nothing in the project pins one)")
-    return default
-
-
-def _pinned_version(root: Path) -> tuple[str, str] | None:
-    for name, pattern in (
-        (".python-version", r"^\s*(?:python-?)?(3\.\d+)"),
-        ("runtime.txt", r"^\s*python-(3\.\d+)"),
-    ):
-        path = root / name
-        if path.is_file():
-            match = re.match(pattern, path.read_text(encoding="utf-8", errors="replace"))
-            if match:
-                return match.group(1), f"{name} says {match.group(1)}"
-    return None
+    if info.setup_cfg is not None and info.setup_cfg.python_requires:
+        constraints.append(Statement("setup.cfg python_requires", info.setup_cfg.python_requires))
+    if info.setup_py is not None and info.setup_py.python_requires:
+        constraints.append(Statement("setup.py python_requires", info.setup_py.python_requires))
+    try:
+        choice = choose(
+            pins=pins,
+            constraints=constraints,
+            available=available,
+            default=default,
+            requested=requested,
+        )
+    except NoPythonVersion as exc:
+        raise DetectionError(str(exc)) from exc
+    plan.python_version = choice.version
+    plan.reasons.append(choice.reason)
+    plan.warnings += choice.warnings
 
 
 # --- Dependencies ------------------------------------------------------------------------------
 
 
-def _dependencies(
-    root: Path, pyproject: dict[str, Any], project: dict[str, Any], plan: Plan
-) -> None:
-    has_build = "build-system" in pyproject or bool(project) or (root / "setup.py").is_file()
+def _dependencies(info: _Project, plan: Plan) -> None:
+    root, project = info.root, info.project
+    build_system = info.pyproject.get("build-system")
+    packaged = _is_package(info)
+    if _locked_dependencies(info, plan):
+        plan.install_project = packaged
+        return
+    if info.pipfile is not None:
+        converted = pipfile_dependencies(info.pipfile.get("packages"), where="Pipfile")
+        plan.requirements += converted.requirements
+        plan.warnings += converted.warnings
+        plan.dependency_source = "Pipfile"
+        plan.reasons.append("dependencies: Pipfile [packages] (no Pipfile.lock: resolved now)")
+        if converted.local:
+            plan.dependencies_from_source = True
     runtime_file = next(
         (name for name in RUNTIME_REQUIREMENT_FILES if (root / name).is_file()), None
     )
@@ -197,6 +304,7 @@ def _dependencies(
         requirements = _read_requirements(root, runtime_file)
         plan.requirements += requirements.lines
         plan.constraints += requirements.constraints
+        plan.dependency_source = runtime_file
         plan.reasons.append(f"dependencies: {' + '.join(requirements.files)}")
         if any(path.split("[", 1)[0] == "." for path in requirements.local_paths):
             plan.install_project = True
@@ -204,29 +312,168 @@ def _dependencies(
             if path.split("[", 1)[0] != ".":
                 plan.warnings.append(f"local requirement {path!r} is installed with the source")
                 plan.dependencies_from_source = True
+                plan.local_packages.append(path.split("[", 1)[0])
     if project:
         dynamic = project.get("dynamic", [])
-        plan.install_project = True
+        plan.install_project = plan.install_project or packaged
         if "dependencies" in dynamic:
+            plan.install_project = True
             plan.dependencies_from_source = True
             plan.reasons.append(
-                "dependencies: pyproject.toml declares them dynamic; installed with the project"
+                "dependencies: pyproject.toml declares them dynamic; read from the built wheel"
             )
         else:
             plan.requirements += _strings(project.get("dependencies", []))
-            plan.reasons.append("dependencies: [project.dependencies] in pyproject.toml")
+            if "dependencies" in project or runtime_file is None:
+                plan.reasons.append("dependencies: [project.dependencies] in pyproject.toml")
+                if runtime_file is None:
+                    plan.dependency_source = "pyproject.toml"
+        if not packaged and not plan.install_project:
+            plan.reasons.append(
+                "project: not installed as a package (pyproject.toml has no [build-system]); "
+                "it runs from its source"
+            )
+    elif isinstance(info.poetry.get("dependencies"), dict):
+        converted = poetry_dependencies(info.poetry["dependencies"], where="[tool.poetry]")
+        plan.requirements += converted.requirements
+        plan.warnings += converted.warnings
+        plan.install_project = packaged
+        plan.dependencies_from_source = bool(converted.local)
+        plan.dependency_source = "pyproject.toml [tool.poetry]"
+        plan.reasons.append(
+            "dependencies: [tool.poetry.dependencies] in pyproject.toml (no poetry.lock: "
+            "resolved now)"
+        )
+    elif info.setup_cfg is not None and info.setup_cfg.install_requires is not None:
+        plan.requirements += info.setup_cfg.install_requires
+        plan.install_project = True
+        plan.dependency_source = "setup.cfg"
+        where = (
+            f":{info.setup_cfg.install_requires_line}"
+            if info.setup_cfg.install_requires_line
+            else ""
+        )
+        plan.reasons.append(f"dependencies: setup.cfg{where} [options] install_requires")
     elif (root / "setup.py").is_file():
         plan.install_project = True
         plan.dependencies_from_source = True
-        plan.reasons.append("dependencies: setup.py (installed with the project)")
-    elif has_build and runtime_file is None:
+        plan.dependency_source = "setup.py"
+        literal = info.setup_py is not None and "install_requires" not in info.setup_py.dynamic
+        plan.reasons.append(
+            "dependencies: setup.py (read from the built wheel's metadata"
+            + (
+                ", so computed ones are right too)"
+                if literal
+                else ": install_requires is computed)"
+            )
+        )
+    elif build_system and runtime_file is None and info.pipfile is None:
         plan.install_project = True
         plan.dependencies_from_source = True
+        plan.dependency_source = "pyproject.toml [build-system]"
         plan.reasons.append(
-            "dependencies: pyproject.toml has a [build-system]; installed with the project"
+            "dependencies: pyproject.toml has a [build-system]; read from the built wheel"
         )
-    if not plan.requirements and not plan.install_project:
+    if not plan.requirements and not plan.install_project and not plan.locked_requirements:
         plan.reasons.append("dependencies: none declared")
+
+
+def _is_package(info: _Project) -> bool:
+    """Whether the project builds as a wheel (and is then installed into the image)."""
+    tool_uv = info.tool.get("uv", {})
+    if isinstance(tool_uv, dict) and isinstance(tool_uv.get("package"), bool):
+        return bool(tool_uv["package"])
+    if info.poetry.get("package-mode") is False:
+        return False
+    # Without a [build-system], a [project] is installed only for its console scripts (pip would
+    # build it with setuptools' defaults); otherwise it is an application run from its source,
+    # as uv treats it.
+    return (
+        "build-system" in info.pyproject
+        or (info.root / "setup.py").is_file()
+        or (info.setup_cfg is not None and info.setup_cfg.name is not None)
+        or bool(info.project.get("scripts"))
+    )
+
+
+def _locked_dependencies(info: _Project, plan: Plan) -> bool:
+    """Use a lockfile when there is one; False when there is none."""
+    root = info.root
+    has_pyproject = (root / "pyproject.toml").is_file()
+    found = [
+        name
+        for name in ("uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock")
+        if (root / name).is_file()
+    ]
+    if not found:
+        return False
+    preferred: str | None = None
+    if has_pyproject:
+        if "poetry.lock" in found and info.poetry:
+            preferred = "poetry.lock"
+        elif "pdm.lock" in found and "pdm" in info.tool:
+            preferred = "pdm.lock"
+        elif "uv.lock" in found:
+            preferred = "uv.lock"
+        else:
+            preferred = next((n for n in found if n in ("poetry.lock", "pdm.lock")), None)
+    if preferred is None and "Pipfile.lock" in found and info.pipfile is not None:
+        preferred = "Pipfile.lock"
+    if preferred is None:
+        plan.warnings.append(
+            f"{', '.join(found)} ignored: no pyproject.toml or Pipfile that it belongs to"
+        )
+        return False
+    ignored = [name for name in found if name != preferred]
+    plan.dependency_source = preferred
+    if ignored:
+        plan.reasons.append(f"dependencies: {', '.join(ignored)} ignored ({preferred} is used)")
+    for name in RUNTIME_REQUIREMENT_FILES:
+        if (root / name).is_file():
+            plan.reasons.append(f"dependencies: {name} ignored ({preferred} is used)")
+    if preferred == "Pipfile.lock":
+        _pipfile_lock(info, plan)
+        return True
+    tool = {"uv.lock": "uv", "poetry.lock": "poetry", "pdm.lock": "pdm"}[preferred]
+    plan.lock_tool = tool
+    plan.lock_files = ["pyproject.toml", preferred]
+    command = {
+        "uv": "uv export --frozen",
+        "poetry": "poetry export (poetry-plugin-export)",
+        "pdm": "pdm export",
+    }[tool]
+    plan.reasons.append(
+        f"dependencies: {preferred}, installed exactly as locked ({command} in the build, "
+        "keyed only by pyproject.toml and the lock)"
+    )
+    return True
+
+
+def _pipfile_lock(info: _Project, plan: Plan) -> None:
+    try:
+        lock = read_json(info.root / "Pipfile.lock")
+    except ManifestError as exc:
+        raise DetectionError(str(exc)) from exc
+    default = pipfile_lock_requirements(lock, "default")
+    develop = pipfile_lock_requirements(lock, "develop")
+    plan.locked_requirements = default.requirements
+    plan.locked_test_requirements = develop.requirements
+    plan.reasons.append(
+        f"dependencies: Pipfile.lock [default], {len(default.requirements)} pinned and hashed "
+        "packages, installed exactly as locked"
+    )
+    if default.local:
+        plan.install_project = True
+    recorded = lock.get("_meta", {}).get("hash", {}).get("sha256")
+    if (
+        info.pipfile is not None
+        and isinstance(recorded, str)
+        and recorded != pipfile_hash(info.pipfile)
+    ):
+        plan.warnings.append(
+            "Pipfile.lock is out of date with Pipfile (its hash differs); the lock is installed "
+            "as it is: run `pipenv lock`"
+        )
 
 
 def _read_requirements(root: Path, relative: str) -> Any:
@@ -243,45 +490,158 @@ def _strings(value: Any) -> list[str]:
 # --- Tests --------------------------------------------------------------------------------------
 
 
-def _tests(
-    root: Path,
-    pyproject: dict[str, Any],
-    project: dict[str, Any],
-    plan: Plan,
-    test_command: str | None,
-) -> None:
-    own_name = canonicalize_name(project["name"]) if isinstance(project.get("name"), str) else None
+def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
+    root, pyproject, project = info.root, info.pyproject, info.project
+    own_name = canonicalize_name(info.name) if info.name else None
+    # Everything the project declares for its tests, whether installed from a lock or not:
+    # the evidence for "does it use pytest".
+    declared: list[str] = []
+    locked = plan.lock_tool is not None
+
+    def add(requirements: list[str], reason: str, *, from_lock: bool = False) -> None:
+        kept = _without_self(requirements, own_name)
+        declared.extend(kept)
+        if not from_lock:
+            plan.test_requirements.extend(kept)
+        plan.reasons.append(f"test dependencies: {reason}")
+
     extras = project.get("optional-dependencies", {})
     for extra in TEST_EXTRAS:
         if isinstance(extras, dict) and extra in extras:
-            plan.test_requirements += _without_self(_strings(extras[extra]), own_name)
-            plan.reasons.append(f"test dependencies: [project.optional-dependencies] {extra}")
+            if locked:
+                plan.test_extras.append(extra)
+            add(
+                _strings(extras[extra]),
+                f"[project.optional-dependencies] {extra}",
+                from_lock=locked,
+            )
     groups = pyproject.get("dependency-groups", {})
     for group in TEST_EXTRAS:
         if isinstance(groups, dict) and group in groups:
-            plan.test_requirements += _without_self(_strings(groups[group]), own_name)
-            plan.reasons.append(f"test dependencies: [dependency-groups] {group}")
+            if locked:
+                plan.test_groups.append(group)
+            add(_group(groups, group, set()), f"[dependency-groups] {group}", from_lock=locked)
+    _tool_test_groups(info, plan, add)
+    if plan.locked_test_requirements:
+        declared.extend(plan.locked_test_requirements)
+        plan.reasons.append("test dependencies: Pipfile.lock [develop], as locked")
+    elif info.pipfile is not None and not plan.locked_requirements:
+        converted = pipfile_dependencies(info.pipfile.get("dev-packages"), where="Pipfile")
+        if converted.requirements:
+            add(converted.requirements, "Pipfile [dev-packages]")
+    if info.setup_cfg is not None:
+        for extra in TEST_EXTRAS:
+            if extra in info.setup_cfg.extras_require:
+                add(info.setup_cfg.extras_require[extra], f"setup.cfg extras_require {extra}")
+    if info.setup_py is not None and info.setup_py.extras_require:
+        for extra in TEST_EXTRAS:
+            if extra in info.setup_py.extras_require:
+                add(info.setup_py.extras_require[extra], f"setup.py extras_require {extra}")
     for name in TEST_REQUIREMENT_FILES:
         if (root / name).is_file():
             requirements = _read_requirements(root, name)
             plan.test_requirements += requirements.lines
+            declared.extend(requirements.lines)
             plan.reasons.append(f"test dependencies: {name}")
+    hints = _test_hints(root)
+    if hints is not None and hints.requirements and not declared:
+        add(hints.requirements, f"{hints.source} deps")
     plan.test_requirements = _dedupe(plan.test_requirements)
 
     if test_command is not None:
         plan.test_command = test_command
         plan.reasons.append(f"tests: {test_command!r} (option test_command)")
     else:
-        evidence = _test_evidence(root, pyproject)
+        evidence = _test_evidence(root, pyproject, info.setup_cfg, hints)
         if evidence is None:
             plan.reasons.append(
                 "tests: none found (no tests/ folder, test_*.py file or pytest configuration)"
             )
             return
+        unittest_only = (
+            None
+            if "pytest" in evidence  # pytest configuration
+            else _unittest_command(root, declared + plan.requirements, hints)
+        )
+        if unittest_only is not None:
+            plan.test_command, why = unittest_only
+            plan.reasons.append(f"tests: {plan.test_command} because {why}")
+            return
         plan.test_command = "python -m pytest"
         plan.reasons.append(f"tests: python -m pytest because {evidence}")
-    if "pytest" in plan.test_command and not _mentions(plan.test_requirements, "pytest"):
+    if "pytest" in plan.test_command and not _mentions(declared, "pytest"):
         plan.test_requirements.append("pytest")
+        if declared:
+            plan.reasons.append("test dependencies: pytest added (the test command needs it)")
+
+
+def _tool_test_groups(info: _Project, plan: Plan, add: Any) -> None:
+    locked = plan.lock_tool is not None
+    poetry_groups = info.poetry.get("group", {})
+    for group in TEST_EXTRAS:
+        table = poetry_groups.get(group) if isinstance(poetry_groups, dict) else None
+        if isinstance(table, dict) and isinstance(table.get("dependencies"), dict):
+            converted = poetry_dependencies(table["dependencies"], where=f"poetry group {group}")
+            if locked:
+                plan.test_groups.append(group)
+            add(
+                converted.requirements,
+                f"[tool.poetry.group.{group}.dependencies]",
+                from_lock=locked,
+            )
+    legacy = info.poetry.get("dev-dependencies")
+    if isinstance(legacy, dict):
+        converted = poetry_dependencies(legacy, where="poetry dev-dependencies")
+        if locked and "dev" not in plan.test_groups:
+            plan.test_groups.append("dev")
+        add(converted.requirements, "[tool.poetry.dev-dependencies]", from_lock=locked)
+    poetry_extras = info.poetry.get("extras", {})
+    if isinstance(poetry_extras, dict) and not info.project:
+        for extra in TEST_EXTRAS:
+            if extra in poetry_extras and locked:
+                plan.test_extras.append(extra)
+    pdm = info.tool.get("pdm", {})
+    pdm_groups = pdm.get("dev-dependencies", {}) if isinstance(pdm, dict) else {}
+    for group in TEST_EXTRAS:
+        if isinstance(pdm_groups, dict) and group in pdm_groups:
+            if locked and group not in plan.test_groups:
+                plan.test_groups.append(group)
+            add(
+                _strings(pdm_groups[group]),
+                f"[tool.pdm.dev-dependencies] {group}",
+                from_lock=locked,
+            )
+    uv = info.tool.get("uv", {})
+    uv_dev = uv.get("dev-dependencies") if isinstance(uv, dict) else None
+    if isinstance(uv_dev, list):
+        if locked and "dev" not in plan.test_groups:
+            plan.test_groups.append("dev")
+        add(_strings(uv_dev), "[tool.uv] dev-dependencies", from_lock=locked)
+
+
+def _group(groups: dict[str, Any], name: str, seen: set[str]) -> list[str]:
+    """A PEP 735 group's requirements, with `{include-group = ...}` followed."""
+    if name in seen:
+        return []
+    seen.add(name)
+    result: list[str] = []
+    for item in groups.get(name, []) if isinstance(groups.get(name), list) else []:
+        if isinstance(item, str):
+            result.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("include-group"), str):
+            result += _group(groups, item["include-group"], seen)
+    return result
+
+
+def _test_hints(root: Path) -> TestHints | None:
+    try:
+        if (root / "tox.ini").is_file():
+            return read_tox_ini(root / "tox.ini")
+    except ManifestError as exc:
+        raise DetectionError(str(exc)) from exc
+    if (root / "noxfile.py").is_file():
+        return read_noxfile(root / "noxfile.py")
+    return None
 
 
 def _without_self(requirements: list[str], own_name: str | None) -> list[str]:
@@ -291,7 +651,7 @@ def _without_self(requirements: list[str], own_name: str | None) -> list[str]:
 
 def _name_of(requirement: str) -> str | None:
     try:
-        return canonicalize_name(Requirement(requirement).name)
+        return canonicalize_name(Requirement(requirement.split(" --hash", 1)[0]).name)
     except InvalidRequirement:
         return None
 
@@ -304,18 +664,111 @@ def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def _test_evidence(root: Path, pyproject: dict[str, Any]) -> str | None:
+def _test_evidence(
+    root: Path, pyproject: dict[str, Any], setup_cfg: SetupCfg | None, hints: TestHints | None
+) -> str | None:
     if "pytest" in pyproject.get("tool", {}):
         return "pyproject.toml has [tool.pytest.ini_options]"
     if (root / "pytest.ini").is_file():
         return "pytest.ini exists"
+    if setup_cfg is not None and setup_cfg.pytest_configured:
+        return "setup.cfg has [tool:pytest]"
+    if hints is not None and hints.pytest_configured:
+        return "tox.ini has [pytest]"
     for name in ("tests", "test"):
         if (root / name).is_dir() and any(_python_files(root / name)):
             return f"{name}/ holds Python files"
+    if _is_django(root):
+        for path in _python_files(root):
+            if path.name == "tests.py" or path.parent.name == "tests":
+                return f"{path.relative_to(root).as_posix()} holds Django tests"
     for path in _python_files(root):
         if _TEST_FILE.match(path.name):
             return f"{path.relative_to(root).as_posix()} is a test file"
     return None
+
+
+def _unittest_command(
+    root: Path, declared: list[str], hints: TestHints | None
+) -> tuple[str, str] | None:
+    """`python -m unittest discover ...` when the tests are unittest-only and nothing mentions
+    pytest anywhere; None otherwise (pytest runs unittest tests too, with a JUnit report).
+
+    pytest is "mentioned" by a pytest* requirement, pytest configuration, a conftest.py, an
+    `import pytest` in a test file, or a tox/nox command that runs it."""
+    if any((_name_of(req) or "").startswith("pytest") for req in declared):
+        return None
+    if hints is not None and (
+        hints.pytest_configured or any("pytest" in command for command in hints.commands)
+    ):
+        return None
+    if any(
+        (root / name).is_file() for name in ("pytest.ini", "conftest.py")
+    ) or "pytest" in _load_toml_quiet(root / "pyproject.toml").get("tool", {}):
+        return None
+    if _is_django(root):
+        tests = [
+            path
+            for path in _python_files(root)
+            if path.name.startswith("test") or path.parent.name == "tests"
+        ]
+        if tests and not any("pytest" in _imported_modules(path) for path in tests):
+            return (
+                "python manage.py test -v 2",
+                "it is a Django project (manage.py) whose tests do not use pytest",
+            )
+        return None
+    start = next((name for name in ("tests", "test") if (root / name).is_dir()), None)
+    top = root / start if start else root
+    files = [path for path in _python_files(top) if _UNITTEST_FILE.match(path.name)]
+    if start is None:
+        files = [path for path in files if path.parent == root]
+    if not files:
+        return None
+    uses_unittest = False
+    for path in files + [p for p in _python_files(top) if p.name == "conftest.py"]:
+        imported = _imported_modules(path)
+        if "pytest" in imported or path.name == "conftest.py":
+            return None
+        uses_unittest = uses_unittest or "unittest" in imported
+    if not uses_unittest:
+        return None
+    where = f"{start}/" if start else "the project root"
+    if start is None:
+        command = "python -m unittest discover -v"
+    elif (root / start / "__init__.py").is_file():
+        command = f"python -m unittest discover -v -s {start} -t ."
+    else:
+        command = f"python -m unittest discover -v -s {start}"
+    return command, f"the tests in {where} use unittest only and nothing mentions pytest"
+
+
+def _is_django(root: Path) -> bool:
+    manage = root / "manage.py"
+    return manage.is_file() and "DJANGO_SETTINGS_MODULE" in manage.read_text(
+        encoding="utf-8", errors="replace"
+    )
+
+
+def _load_toml_quiet(path: Path) -> dict[str, Any]:
+    try:
+        return _load_toml(path)
+    except DetectionError:
+        return {}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (SyntaxError, ValueError):
+        return set()
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
 
 
 def _python_files(top: Path) -> Iterator[Path]:
@@ -329,15 +782,108 @@ def _python_files(top: Path) -> Iterator[Path]:
 # --- Start command -----------------------------------------------------------------------------
 
 
-def _start_command(root: Path, project: dict[str, Any], plan: Plan) -> list[str] | None:
-    scripts = project.get("scripts", {})
+def _start(info: _Project, plan: Plan) -> None:
+    scripts, source = _console_scripts(info)
+    start = infer_start(
+        info.root, scripts=scripts, scripts_source=source, installed=plan.install_project
+    )
+    plan.start_command = start.command
+    plan.start_kind = start.kind
+    plan.port = start.port
+    plan.reasons.append(start.reason)
+    plan.reasons += start.notes
+    if start.server is None or plan.dockerfile is not None:
+        return
+    runtime = plan.requirements + plan.locked_requirements + _lock_runtime_names(info, plan)
+    if _mentions(runtime, start.server):
+        return
+    requirement = SERVER_REQUIREMENTS[start.server]
+    plan.server_requirements.append(requirement)
+    plan.requirements.append(requirement)
+    plan.reasons.append(
+        f"dependencies: {requirement} added (the start command needs {start.server}; "
+        "the project does not depend on it)"
+    )
+
+
+def _console_scripts(info: _Project) -> tuple[dict[str, str], str]:
+    scripts = info.project.get("scripts")
     if isinstance(scripts, dict) and scripts:
-        name = next(iter(scripts))
-        plan.reasons.append(f"start: {name} because [project.scripts] defines it")
-        return [name]
-    for name in ("main.py", "app.py", "__main__.py"):
-        if (root / name).is_file():
-            plan.reasons.append(f"start: python {name} because it exists at the project root")
-            return ["python", name]
-    plan.reasons.append("start: python (no entry point found)")
-    return ["python"]
+        return {str(k): str(v) for k, v in scripts.items()}, "[project.scripts]"
+    poetry_scripts = info.poetry.get("scripts")
+    if isinstance(poetry_scripts, dict) and poetry_scripts:
+        return {str(k): str(v) for k, v in poetry_scripts.items()}, "[tool.poetry.scripts]"
+    if info.setup_cfg is not None and info.setup_cfg.console_scripts:
+        return info.setup_cfg.console_scripts, "setup.cfg [options.entry_points] console_scripts"
+    if info.setup_py is not None and info.setup_py.console_scripts:
+        return info.setup_py.console_scripts, f"setup.py:{info.setup_py.line} console_scripts"
+    return {}, ""
+
+
+def _lock_runtime_names(info: _Project, plan: Plan) -> list[str]:
+    """Direct runtime dependencies a lock tool installs (declared in pyproject.toml)."""
+    if plan.lock_tool is None:
+        return []
+    names = _strings(info.project.get("dependencies", []))
+    deps = info.poetry.get("dependencies")
+    if isinstance(deps, dict):
+        names += [name for name in deps if canonicalize_name(name) != "python"]
+    return names
+
+
+# --- .dockerignore ------------------------------------------------------------------------------
+
+
+_ALWAYS_IGNORED = (
+    "**/__pycache__",
+    "**/*.py[cod]",
+    ".tox",
+    ".nox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    ".coverage",
+    "htmlcov",
+    "node_modules",
+    ".idea",
+    ".vscode",
+    "**/.DS_Store",
+    "*.egg-info",
+)
+
+
+def _dockerignore(info: _Project, plan: Plan) -> list[str] | None:
+    """Patterns for a generated .dockerignore: caches, VCS data, virtual environments and build
+    artifacts, but never what the build reads (a referenced dist/ wheel, .git for VCS versions).
+    None when the project has its own .dockerignore."""
+    root = info.root
+    if (root / ".dockerignore").exists():
+        return None
+    patterns = list(_ALWAYS_IGNORED)
+    requires = " ".join(_strings(info.pyproject.get("build-system", {}).get("requires", [])))
+    if any(name in requires for name in _VCS_VERSIONING):
+        plan.reasons.append(".dockerignore: .git kept (the build backend versions from it)")
+    else:
+        patterns += [".git", ".hg", ".svn"]
+    for child in sorted(root.iterdir()) if root.is_dir() else []:
+        if child.is_dir() and (child / "pyvenv.cfg").is_file():
+            patterns.append(child.name)
+    for name in (".venv", "venv"):
+        if name not in patterns:
+            patterns.append(name)
+    referenced = " ".join(
+        plan.requirements
+        + plan.constraints
+        + plan.test_requirements
+        + plan.locked_requirements
+        + [f"{path}/" for path in plan.local_packages]
+    )
+    for artifact in ("build", "dist"):
+        directory = root / artifact
+        if f"{artifact}/" in referenced:
+            continue
+        if directory.is_dir() and (directory / "__init__.py").exists():
+            continue  # a package that happens to be called so
+        patterns.append(artifact)
+    return patterns

@@ -24,7 +24,7 @@ _BASE_IMAGE_ERRORS = (
     "pull access denied",
     "failed to do request",
 )
-DEPENDENCY_STAGES = frozenset({"deps", "test-deps"})
+DEPENDENCY_STAGES = frozenset({"deps", "source-deps", "test-deps"})
 
 
 def strip_step_prefix(line: str) -> str:
@@ -45,7 +45,8 @@ def error_lines(lines: Sequence[str], limit: int = 5) -> list[str]:
     found = [
         text
         for text in (strip_step_prefix(line).strip() for line in lines)
-        if re.match(r"^(E: |ERROR|error:|[\w.]*Error\b|.*: error: )", text)
+        # uv explains a failure on "cause:" (or "Caused by:") lines after its "error:" line.
+        if re.match(r"^(E: |ERROR|error:|cause:|Caused by:|[\w.]*Error\b|.*: error: )", text)
         and "executor failed running" not in text
         and not text.startswith("error: failed to solve")
     ]

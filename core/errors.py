@@ -13,7 +13,10 @@
     ├── Forbidden                     403  forbidden
     ├── RateLimited                   429  rate_limited (Retry-After)
     ├── ServiceUnavailable            503  unavailable (database, broker, disk; Retry-After)
-    └── InvalidTransition             500  a bug: the state machine refused a status change
+    ├── InvalidTransition             500  a bug: the state machine refused a status change
+    ├── ArtifactNotAvailable          404  artifact_not_available (no SBOM / provenance for it)
+    ├── ImageUnavailable              409  image_unavailable (not built, or removed by retention)
+    └── WebhookRefused                422  webhook_url_refused (bad URL, or an internal address)
 
 The API's exception handler turns any of them into problem+json; nothing else reaches a user.
 """
@@ -124,3 +127,21 @@ class ServiceUnavailable(ImageBuilderError):
 class InvalidTransition(ImageBuilderError):
     code = "invalid_transition"
     title = "Invalid status transition"
+
+
+class ArtifactNotAvailable(ImageBuilderError):
+    status = 404
+    code = "artifact_not_available"
+    title = "Not available for this build"
+
+
+class ImageUnavailable(ImageBuilderError):
+    status = 409
+    code = "image_unavailable"
+    title = "Image not available"
+
+
+class WebhookRefused(ImageBuilderError):
+    status = 422
+    code = "webhook_url_refused"
+    title = "Webhook URL refused"

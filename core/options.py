@@ -7,7 +7,9 @@ from pathlib import PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.errors import WebhookRefused
 from core.settings import SUPPORTED_PYTHON_VERSIONS
+from core.webhooks import parse_target
 
 # The Docker reference grammar (distribution/reference), without digests: a tag names a new image.
 # Tags spelled out in ASCII: Go's \w is ASCII-only, Python's is not.
@@ -53,6 +55,10 @@ class BuildOptions(BaseModel):
         default=None, description="Sub-folder that is the project root."
     )
     build_args: dict[str, str] = Field(default_factory=dict, max_length=64)
+    callback_url: str | None = Field(
+        default=None,
+        description="Receives the build resource, signed, when the build ends (http or https).",
+    )
 
     @field_validator("tag")
     @classmethod
@@ -91,6 +97,18 @@ class BuildOptions(BaseModel):
     @classmethod
     def _context_dir(cls, value: str | None) -> str | None:
         return None if value is None else _relative_path(value, "context_dir")
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # The form only: whether its address may be reached is decided at delivery time.
+        try:
+            parse_target(value, allow_private=True)
+        except WebhookRefused as exc:
+            raise ValueError(exc.detail) from exc
+        return value
 
     @field_validator("build_args")
     @classmethod

@@ -13,6 +13,7 @@
 #   python-deps            .venv with uv and the project installed editable with [dev]
 #   browser                Debian's chromium, which the dashboard's browser tests drive
 #   compose                docker-compose, which validates docker-compose.yml in the tests
+#   registry               Debian's docker-registry (a registry v2 server the push tests start)
 #   base-images [V...]     scripts/base-images.sh; takes the rest of the arguments (default 3.11)
 #   all                    every component above, base images for the default version
 #
@@ -303,6 +304,15 @@ setup_compose() {
     echo "compose: ready"
 }
 
+# --- registry -------------------------------------------------------------------------------------
+# Only the binary: each push test starts its own server on a free loopback port (the daemon pushes
+# to 127.0.0.0/8 without TLS) and stops it afterwards.
+setup_registry() {
+    [[ -x /usr/bin/docker-registry ]] ||
+        provide registry "docker-registry (the push tests start a registry v2 server)" docker-registry
+    echo "registry: ready"
+}
+
 # --- base-images ----------------------------------------------------------------------------------
 setup_base_images() {
     setup_docker >/dev/null
@@ -323,7 +333,7 @@ main() {
     # Check every name first: a typo should not surface after minutes of work.
     for arg; do
         case $arg in
-            docker | redis | postgres | python-deps | browser | compose | all) ;;
+            docker | redis | postgres | python-deps | browser | compose | registry | all) ;;
             base-images) break ;;
             -h | --help) usage 0 ;;
             *) echo "setup.sh: unknown component '$arg'" >&2 && usage ;;
@@ -337,6 +347,7 @@ main() {
             python-deps) setup_python_deps ;;
             browser) setup_browser ;;
             compose) setup_compose ;;
+            registry) setup_registry ;;
             all)
                 setup_python_deps
                 setup_docker

@@ -16,7 +16,9 @@ QUEUE = "builds"
 
 
 def create_celery(settings: Settings) -> Celery:
-    app = Celery("imagebuilder", broker=settings.redis_url, include=["worker.tasks"])
+    app = Celery(
+        "imagebuilder", broker=settings.redis_url, include=["worker.tasks", "worker.webhooks"]
+    )
     longest_build = settings.build_timeout_seconds + 2 * settings.test_timeout_seconds
     app.conf.update(
         task_default_queue=QUEUE,
@@ -32,6 +34,10 @@ def create_celery(settings: Settings) -> Celery:
         worker_send_task_events=False,
         beat_schedule={
             "sweep-stale-builds": {"task": SWEEP, "schedule": settings.sweep_interval_seconds},
+            "sweep-webhooks": {
+                "task": "webhooks.sweep",
+                "schedule": settings.sweep_interval_seconds,
+            },
         },
         enable_utc=True,
     )

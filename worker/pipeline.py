@@ -66,6 +66,7 @@ from worker.docker_engine import (
     TestOutcome,
     TestRun,
 )
+from worker.supply_chain import base_image_gate, publish_image, scan_image
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +248,11 @@ class Pipeline:
                 )
             )
         dockerfile, generated = self._dockerfile(root, plan)
+        dockerfile_text = dockerfile.read_text(encoding="utf-8", errors="replace")
+        if not generated:
+            refused = base_image_gate(self.settings, dockerfile_text, options)
+            if refused is not None:
+                raise ProjectFault(refused)
 
         self._phase(Phase.BUILDING)
         self.watchdog.limit(self.settings.build_timeout_seconds)
@@ -281,12 +287,42 @@ class Pipeline:
             self._check_boot(image_id, plan)
         else:
             self.say("boot check: skipped (the project's own Dockerfile sets how it starts)")
+        rejection = scan_image(
+            self.settings,
+            self.engine,
+            self.docker,
+            self.build_id,
+            image_id,
+            tag=tag,
+            dockerfile_text=dockerfile_text,
+            generated=generated,
+            options=options,
+            say=self.say,
+            watchdog=self.watchdog,
+            fields=self.fields,
+        )
+        if rejection is not None:
+            return Result(rejection.status, rejection.failure, self.fields)
 
         self.docker.tag(image_id, tag)
         self._images_to_remove = [i for i in self._images_to_remove if i != image_id]
         info = self.docker.image_info(image_id)
         self.fields |= {"image_id": image_id, "image_size_bytes": int(info.get("Size", 0))}
         self.say(f"image {tag} ({image_id[:19]}, {int(info.get('Size', 0)) / 1e6:.1f} MB)")
+        # After tagging: pushing needs the tag, and a failed push must not untag the image.
+        rejection = publish_image(
+            self.settings,
+            self.engine,
+            self.docker,
+            self.build_id,
+            image_id,
+            tag=tag,
+            say=self.say,
+            enter_phase=self._phase,
+            fields=self.fields,
+        )
+        if rejection is not None:
+            return Result(rejection.status, rejection.failure, self.fields)
         return Result(BuildStatus.SUCCEEDED, None, self.fields)
 
     # --- steps ---------------------------------------------------------------------------------

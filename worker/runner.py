@@ -29,6 +29,7 @@ from core.status import BuildStatus, Failure
 from core.transitions import transition
 from worker.docker_engine import DockerEngine, DockerUnavailable
 from worker.pipeline import Pipeline, Result, finish, worker_name
+from worker.webhooks import enqueue_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def _run_claimed(
                     BuildStatus.ERROR, Failure("internal_error", "The build service failed.")
                 )
         finish(engine, build_id, result)
+        enqueue_webhooks(build_id, settings=settings, engine=engine)
         log.info(
             "build ended %s%s", result.status, f" ({result.failure.code})" if result.failure else ""
         )

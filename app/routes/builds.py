@@ -26,12 +26,12 @@ from app.logstream import (
     sse_events,
 )
 from app.problems import problem_responses
-from app.schemas import BuildOut, BuildPage, build_out
 from app.submission import submit_upload
 from app.upload import FILE_FIELD
 from core import builds as build_service
 from core.auth import Caller
 from core.errors import DockerfileNotReady
+from core.resources import BuildOut, BuildPage, build_out
 from core.status import BuildStatus
 
 router = APIRouter(prefix="/api/v1/builds", tags=["builds"])
@@ -53,6 +53,7 @@ UPLOAD_BODY: dict[str, Any] = {
                         "dockerfile": {"type": "string"},
                         "context_dir": {"type": "string"},
                         "build_args": {"type": "string", "description": "a JSON object of strings"},
+                        "callback_url": {"type": "string"},
                     },
                 }
             },
@@ -83,6 +84,7 @@ async def submit_build(
     dockerfile: str | None = None,
     context_dir: str | None = None,
     build_args: str | None = None,
+    callback_url: str | None = None,
 ) -> BuildOut:
     """Upload a project (a zip) and queue a build of it.
 
@@ -100,6 +102,7 @@ async def submit_build(
             "dockerfile": dockerfile,
             "context_dir": context_dir,
             "build_args": build_args,
+            "callback_url": callback_url,
         }.items()
         if value is not None
     }

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from app.deps import AdminCaller, BuildForCaller, CeleryDep, CurrentCaller, SessionDep, SettingsDep
 from app.problems import problem_responses
-from app.schemas import BuildOut, build_out
 from core import rebuilds
 from core.errors import ArtifactNotAvailable, ImageUnavailable, ServiceUnavailable
 from core.models import Build, BuildArtifact, OwnerSettings
+from core.resources import BuildOut, build_out
 from core.sbom import MEDIA_TYPE as CYCLONEDX
 from core.status import BuildStatus
 from core.webhooks import new_secret, parse_target

@@ -21,7 +21,6 @@ from starlette.concurrency import run_in_threadpool
 from app import submission
 from app.deps import CeleryDep, EngineDep, LogHubDep, SessionDep, SettingsDep
 from app.logstream import SSE_TYPE, last_event_id, plain_lines, sse_events
-from app.schemas import build_out
 from app.submission import submit_upload
 from app.web.session import (
     CSRF_FIELD,
@@ -45,6 +44,7 @@ from core.auth import Caller
 from core.db import utcnow
 from core.errors import BuildDoesNotExist, BuildIsTerminal, DockerfileNotReady
 from core.models import Build
+from core.resources import build_out
 from core.settings import SUPPORTED_PYTHON_VERSIONS
 from core.status import BuildStatus
 

@@ -2,97 +2,30 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
-from core.auth import Caller
-from core.builds import create_build, request_cancel
+from core.builds import request_cancel
 from core.db import session_scope
-from core.logs import iter_all_lines
 from core.models import Build
-from core.options import BuildOptions
 from core.settings import Settings
-from core.sources import accept_source, new_upload_path
 from core.status import BuildStatus
-from core.uploads import receive_upload
-from tests.conftest import require, zip_project
+from tests.integration.builder import Builder, builder_for
 from worker.docker_engine import DockerEngine
-from worker.runner import execute_build
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-@dataclass
-class Outcome:
-    build: Build
-    log: str
-
-
-class Builder:
-    """Submits fixture projects and runs them through the pipeline, cleaning up after itself."""
-
-    def __init__(self, settings: Settings, engine: Engine, docker_engine: DockerEngine) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.docker = docker_engine
-        self.tags: list[str] = []
-        self.requeued: list[str] = []
-
-    def submit(self, project: str, **options: Any) -> str:
-        uploaded = receive_upload(
-            [zip_project(project)], new_upload_path(self.settings), self.settings.max_upload_bytes
-        )
-        source = accept_source(uploaded, f"{project}.zip", self.settings)
-        with session_scope(self.engine) as session:
-            build = create_build(
-                session,
-                caller=Caller("tester"),
-                source=source,
-                options=BuildOptions.model_validate(options),
-            )
-            self.tags.append(build.image_tag or "")
-            return build.id
-
-    def run(self, build_id: str) -> Outcome:
-        execute_build(
-            build_id,
-            self.settings,
-            self.engine,
-            functools.partial(DockerEngine, self.settings.docker_cli),
-            lambda requeued_id, _delay: self.requeued.append(requeued_id),
-        )
-        return self.outcome(build_id)
-
-    def outcome(self, build_id: str) -> Outcome:
-        with session_scope(self.engine) as session:
-            build = session.get_one(Build, build_id)
-        log = "\n".join(line.text for line in iter_all_lines(self.engine, build_id))
-        return Outcome(build, log)
-
-    def containers_of(self, build_id: str) -> int:
-        return self.docker.remove_containers({"imagebuilder.build-id": build_id})
-
-    def cleanup(self) -> None:
-        for tag in self.tags:
-            self.docker.remove_image(tag)
 
 
 @pytest.fixture
 def builder(
     settings: Settings, sqlite_engine: Engine, docker_engine: DockerEngine
 ) -> Iterator[Builder]:
-    for image in (settings.builder_image("3.11"), settings.runtime_image("3.11")):
-        require(docker_engine.image_exists(image), f"base image {image} (make test builds it)")
-    helper = Builder(settings, sqlite_engine, docker_engine)
-    yield helper
-    helper.cleanup()
+    yield from builder_for(settings, sqlite_engine, docker_engine)
 
 
 class TestSuccessfulBuild:

@@ -44,13 +44,18 @@ def tenants(settings: Settings, sqlite_engine: Engine, redis_url: str) -> Iterat
         yield Tenants(client, alice["token"], bob["token"], response.json()["id"])
 
 
-# (method, path template) -> status for the owner and for an admin; any other owner gets 404.
-BUILD_ROUTES: dict[tuple[str, str], int] = {
-    ("GET", "/api/v1/builds/{build_id}"): 200,
-    ("GET", "/api/v1/builds/{build_id}/logs"): 200,
-    ("GET", "/api/v1/builds/{build_id}/dockerfile"): 404,  # not chosen yet: dockerfile_not_ready
-    ("POST", "/api/v1/builds/{build_id}/rebuild"): 202,
-    ("POST", "/api/v1/builds/{build_id}/cancel"): 202,
+# (method, path template) -> status for the owner and for an admin, with the problem code when
+# the answer is an error (the build is queued: it has no Dockerfile, artifacts or image yet).
+# Any other owner gets 404 build_not_found.
+BUILD_ROUTES: dict[tuple[str, str], tuple[int, str | None]] = {
+    ("GET", "/api/v1/builds/{build_id}"): (200, None),
+    ("GET", "/api/v1/builds/{build_id}/logs"): (200, None),
+    ("GET", "/api/v1/builds/{build_id}/dockerfile"): (404, "dockerfile_not_ready"),
+    ("GET", "/api/v1/builds/{build_id}/sbom"): (404, "artifact_not_available"),
+    ("GET", "/api/v1/builds/{build_id}/provenance"): (404, "artifact_not_available"),
+    ("GET", "/api/v1/builds/{build_id}/image"): (409, "image_unavailable"),
+    ("POST", "/api/v1/builds/{build_id}/rebuild"): (202, None),
+    ("POST", "/api/v1/builds/{build_id}/cancel"): (202, None),
 }
 # Routes whose ownership is not about one build: what a non-admin caller gets.
 OTHER_ROUTES: dict[tuple[str, str], int] = {
@@ -60,6 +65,10 @@ OTHER_ROUTES: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/tokens"): 403,
     ("GET", "/api/v1/tokens"): 403,
     ("DELETE", "/api/v1/tokens/{token_id}"): 403,
+    ("GET", "/api/v1/admin/builds"): 403,
+    ("POST", "/api/v1/admin/rebuild"): 403,
+    ("GET", "/api/v1/owner/webhook"): 200,
+    ("PUT", "/api/v1/owner/webhook"): 200,
 }
 
 
@@ -98,15 +107,15 @@ class TestBuildOwnership:
         self, tenants: Tenants, method: str, template: str
     ) -> None:
         path = template.format(build_id=tenants.build_id)
-        expected = BUILD_ROUTES[(method, template)]
+        expected, code = BUILD_ROUTES[(method, template)]
         for token in (tenants.alice, ADMIN_TOKEN):
             response = tenants.client.request(method, path, headers=tenants.as_(token))
             if method == "POST" and template.endswith("/cancel") and token == ADMIN_TOKEN:
                 assert response.status_code == 409  # the owner already cancelled it
                 continue
             assert response.status_code == expected, response.text
-            if expected == 404:
-                assert response.json()["code"] == "dockerfile_not_ready"
+            if code is not None:
+                assert response.json()["code"] == code
 
     @pytest.mark.parametrize(("method", "template"), sorted(BUILD_ROUTES | OTHER_ROUTES))
     def test_no_token_or_a_wrong_one_is_401(
@@ -143,6 +152,8 @@ class TestTokens:
         kwargs: dict[str, object] = {"headers": tenants.as_(tenants.bob)}
         if template == "/api/v1/tokens" and method == "POST":
             kwargs["json"] = {"owner": "mallory", "admin": True}
+        if template == "/api/v1/owner/webhook" and method == "PUT":
+            kwargs["json"] = {"url": "https://hooks.example.com/imagebuilder"}
         if template in ("/api/v1/builds", "/api/v1/plan") and method == "POST":
             kwargs["files"] = {"source": ("p.zip", zip_project("passing"))}
         response = tenants.client.request(method, path, **kwargs)  # type: ignore[arg-type]

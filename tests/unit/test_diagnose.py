@@ -211,3 +211,24 @@ class TestStripStepPrefix:
     )
     def test_removes_only_the_step_and_time(self, line: str, expected: str) -> None:
         assert strip_step_prefix(line) == expected
+
+
+# uv (the generated Dockerfile's installer) explains a resolution failure on a "cause:" line.
+UV_DEPENDENCY_FAILURE = """\
+#12 [deps 5/5] RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; uv pip install -r /tmp/imagebuilder/requirements.txt
+#12 0.467 Using Python 3.11.2 environment at: /opt/venv
+#12 0.627 error: No solution found when resolving dependencies
+#12 0.627   cause: Because imagebuilder-no-such-package-for-tests was not found in the package registry and you require imagebuilder-no-such-package-for-tests==9.9.9, we can conclude that your requirements are unsatisfiable.
+#12 ERROR: executor failed running [/bin/sh -c uv pip install -r /tmp/imagebuilder/requirements.txt]: exit code: 1
+------
+ > [deps 5/5] RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; uv pip install -r /tmp/imagebuilder/requirements.txt:
+------
+""".splitlines()  # noqa: E501
+
+
+class TestUvOutput:
+    def test_uv_resolution_failure_names_the_package(self) -> None:
+        failure = classify_build_failure(UV_DEPENDENCY_FAILURE, generated=True)
+
+        assert failure.code == "dependency_install_failed"
+        assert "imagebuilder-no-such-package-for-tests was not found" in failure.message

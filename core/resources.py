@@ -1,4 +1,4 @@
-"""Response bodies of the public API (API.md), and how a Build row becomes one."""
+"""The public build resource (API.md): what the API returns and webhooks send for a build."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class OptionsOut(BaseModel):
     dockerfile: str | None
     context_dir: str | None
     build_args: dict[str, str]
+    callback_url: str | None = None
 
 
 class ImageOut(BaseModel):
@@ -65,6 +66,29 @@ class Links(BaseModel):
     self: str
     logs: str
     dockerfile: str
+    sbom: str
+    provenance: str
+    image: str
+
+
+class VulnerabilityOut(BaseModel):
+    id: str
+    package: str
+    installed_version: str
+    fixed_version: str | None = None
+    severity: str
+    summary: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+
+
+class PushOut(BaseModel):
+    status: str
+    reference: str | None = None
+    digest: str | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_seconds: float | None = None
 
 
 class BuildOut(BaseModel):
@@ -87,6 +111,12 @@ class BuildOut(BaseModel):
     cancel_requested: bool
     rebuild_of: str | None
     log: LogInfo
+    base_image: str | None = Field(description="The image the runtime stage is built on.")
+    base_image_digest: str | None
+    vulnerabilities: list[VulnerabilityOut] | None = Field(
+        description="Advisories matching the image's Python packages; null until scanned."
+    )
+    push: PushOut | None
 
 
 class BuildPage(BaseModel):
@@ -140,11 +170,26 @@ def build_out(build: Build, events: list[BuildEvent] | None = None) -> BuildOut:
         image=image,
         tests=TestsOut.model_validate(build.tests) if build.tests else None,
         error=error,
-        links=Links(self=base, logs=f"{base}/logs", dockerfile=f"{base}/dockerfile"),
+        links=Links(
+            self=base,
+            logs=f"{base}/logs",
+            dockerfile=f"{base}/dockerfile",
+            sbom=f"{base}/sbom",
+            provenance=f"{base}/provenance",
+            image=f"{base}/image",
+        ),
         phases=phases_of(events if events is not None else build.events),
         plan=build.plan,
         attempts=build.attempts,
         cancel_requested=build.cancel_requested_at is not None,
         rebuild_of=build.rebuild_of,
         log=LogInfo(lines=build.log_lines, bytes=build.log_bytes, truncated=build.log_truncated),
+        base_image=build.base_image,
+        base_image_digest=build.base_image_digest,
+        vulnerabilities=(
+            None
+            if build.vulnerabilities is None
+            else [VulnerabilityOut.model_validate(item) for item in build.vulnerabilities]
+        ),
+        push=PushOut.model_validate(build.push) if build.push else None,
     )

@@ -1,0 +1,85 @@
+"""The operator's command line on the server side: `python -m core.admin ...`.
+
+    advisories import PATH     load an OSV export (zip), a folder of OSV JSON files or one JSON
+                               file; replaces the advisory database in one transaction
+    advisories status          when it was imported, from what, how many advisories, its age
+    builds --base-digest D     the builds made on a base image digest (rebuild them with
+                               POST /api/v1/admin/rebuild?base_digest=D)
+
+Uses the service's settings (IMAGEBUILDER_* environment) and database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.advisories import AdvisorySourceInvalid, database_status, load_osv, replace_advisories
+from core.db import get_engine, session_scope
+from core.rebuilds import builds_on_base
+from core.settings import get_settings
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _import(path: Path, allow_empty: bool) -> int:
+    engine = get_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            count = replace_advisories(session, load_osv(path), source=str(path.resolve()))
+            if count == 0 and not allow_empty:
+                raise AdvisorySourceInvalid(
+                    f"{path} holds no PyPI advisory; the database was left as it was "
+                    "(--allow-empty replaces it anyway)"
+                )
+    except (AdvisorySourceInvalid, OSError) as exc:
+        sys.stderr.write(f"advisories import: {exc}\n")
+        return 1
+    _write(f"imported {count} PyPI advisories from {path}")
+    return 0
+
+
+def _status() -> int:
+    with session_scope(get_engine(get_settings())) as session:
+        status = database_status(session)
+    _write(f"advisory database: {status.describe()}")
+    if status.source:
+        _write(f"source: {status.source}")
+    return 0 if status.imported_at is not None else 1
+
+
+def _builds(digest: str, limit: int) -> int:
+    with session_scope(get_engine(get_settings())) as session:
+        for build in builds_on_base(session, digest, limit=limit):
+            _write(f"{build.id}\t{build.owner}\t{build.status}\t{build.image_tag or ''}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m core.admin", description=__doc__.split("\n")[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    advisories = commands.add_parser("advisories", help="the local vulnerability database")
+    actions = advisories.add_subparsers(dest="action", required=True)
+    load = actions.add_parser("import", help="replace the database with an OSV export")
+    load.add_argument("path", type=Path, help="an OSV zip, a folder of OSV JSON, or a JSON file")
+    load.add_argument("--allow-empty", action="store_true", help="accept a source with none")
+    actions.add_parser("status", help="when the database was imported and how old it is")
+    builds = commands.add_parser("builds", help="builds made on a base image digest")
+    builds.add_argument("--base-digest", required=True, help="sha256:<hex>")
+    builds.add_argument("--limit", type=int, default=100)
+    args = parser.parse_args(argv)
+    if args.command == "advisories" and args.action == "import":
+        return _import(args.path, args.allow_empty)
+    if args.command == "advisories":
+        return _status()
+    return _builds(args.base_digest, args.limit)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Every fixture style built, tested and boot-checked for real through the pipeline.
+
+Each case names the fixture, the options it is submitted with, and what the plan and the result
+must say. The BuildKit cache is shared, so after the first run most steps are cache hits; tagged
+images are removed after each test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from core.settings import Settings
+from core.status import BuildStatus
+from tests.integration.builder import Builder, builder_for
+from worker.docker_engine import DockerEngine
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+UVICORN = ["uvicorn", "--host", "0.0.0.0", "--port", "8000"]
+GUNICORN = ["gunicorn", "--bind", "0.0.0.0:8000"]
+PYTEST = "python -m pytest"
+
+
+@dataclass(frozen=True)
+class Case:
+    fixture: str
+    start: list[str]
+    # passed, failed, errors, skipped
+    counts: tuple[int, int, int, int]
+    test_command: str = PYTEST
+    python: str = "3.11"
+    options: dict[str, Any] = field(default_factory=dict)
+    dependency_source: str | None = None
+    server: list[str] = field(default_factory=list)
+    warning: str | None = None
+
+
+CASES = [
+    Case(
+        "requirements_app",
+        ["python", "main.py"],
+        (2, 0, 0, 0),
+        dependency_source="requirements.txt",
+    ),
+    Case("setuptools_pkg", ["python", "-m", "inicount"], (3, 0, 0, 0)),
+    Case("hatch_pkg", ["python"], (2, 0, 0, 0)),
+    Case("flit_pkg", ["python"], (2, 0, 0, 0)),
+    Case("poetry_app", ["poetry-app"], (1, 0, 0, 0), dependency_source="poetry.lock"),
+    Case("pdm_app", ["python"], (2, 0, 0, 0), dependency_source="pdm.lock"),
+    Case("uv_app", ["python", "main.py"], (1, 0, 0, 0), dependency_source="uv.lock"),
+    Case("pipenv_app", ["python", "app.py"], (2, 0, 0, 0), dependency_source="Pipfile.lock"),
+    Case(
+        "setuppy_lib",
+        ["python"],
+        (2, 0, 0, 1),
+        test_command="python -m unittest discover -v -s tests -t .",
+        dependency_source="setup.py",
+    ),
+    Case("fastapi_app", [*UVICORN, "main:app"], (3, 0, 0, 0), server=["uvicorn>=0.20"]),
+    Case(
+        "flask_factory",
+        [*GUNICORN, "flaskr:create_app()"],
+        (2, 0, 0, 0),
+        server=["gunicorn>=21.2"],
+    ),
+    Case(
+        "django_app",
+        [*GUNICORN, "mysite.wsgi:application"],
+        (2, 0, 0, 0),
+        test_command="python manage.py test -v 2",
+        server=["gunicorn>=21.2"],
+    ),
+    Case("c_extension", ["python"], (2, 0, 0, 0)),
+    Case("console_script", ["shout"], (2, 0, 0, 0)),
+    Case(
+        "monorepo",
+        ["python", "app.py"],
+        (1, 0, 0, 0),
+        options={"context_dir": "services/api"},
+    ),
+    Case(
+        "conflicting_versions",
+        ["python", "main.py"],
+        (1, 0, 0, 0),
+        warning="conflict: .python-version says 3.13 but requires-python '>=3.9,<3.13'",
+    ),
+]
+
+
+@pytest.fixture
+def builder(
+    settings: Settings, sqlite_engine: Engine, docker_engine: DockerEngine
+) -> Iterator[Builder]:
+    yield from builder_for(settings, sqlite_engine, docker_engine)
+
+
+class TestFixtureProjects:
+    @pytest.mark.parametrize("case", CASES, ids=[case.fixture for case in CASES])
+    def test_builds_tests_and_boots(self, builder: Builder, case: Case) -> None:
+        build_id = builder.submit(case.fixture, **case.options)
+        outcome = builder.run(build_id)
+        build = outcome.build
+
+        assert build.status is BuildStatus.SUCCEEDED, outcome.log
+        plan = build.plan
+        assert plan is not None
+        assert plan["python_version"] == case.python
+        assert plan["start_command"] == case.start
+        assert plan["test_command"] == case.test_command
+        assert plan["server_requirements"] == case.server
+        if case.dependency_source is not None:
+            assert plan["dependency_source"] == case.dependency_source
+        if case.warning is not None:
+            assert any(case.warning in warning for warning in plan["warnings"]), plan["warnings"]
+            assert f"warning: {case.warning}" in outcome.log
+        assert build.tests is not None
+        counts = (
+            build.tests["passed"],
+            build.tests["failed"],
+            build.tests["errors"],
+            build.tests["skipped"],
+        )
+        assert counts == case.counts, outcome.log
+        assert "native libraries: every shared object finds its libraries" in outcome.log
+        if plan["start_kind"] == "web":
+            assert "boot check: HTTP " in outcome.log, outcome.log
+        elif plan["start_kind"] == "cli":
+            assert "boot check: passed" in outcome.log, outcome.log
+
+        info = builder.docker.image_info(build.image_id or "")
+        config = info["Config"]
+        assert config["User"] == "10001:10001"
+        assert config["Labels"]["imagebuilder.build-id"] == build_id
+        assert config["Labels"]["imagebuilder.source.sha256"] == build.source_sha256
+        assert "org.opencontainers.image.created" in config["Labels"]
+        assert "PYTHONDONTWRITEBYTECODE=1" in config["Env"]
+        if plan["start_kind"] == "web":
+            assert config["ExposedPorts"] == {"8000/tcp": {}}
+            assert config["Healthcheck"]["Test"][0] == "CMD"
+        assert builder.containers_of(build_id) == 0
+
+
+class TestProjectFaultsAfterTheTests:
+    def test_missing_native_library_is_named(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("native_missing"))
+
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "missing_native_library"
+        assert (outcome.build.error_message or "").startswith("libmpfr.so.6 is missing")
+        assert "_mpfr" in (outcome.build.error_message or "")
+        assert outcome.build.tests is not None  # the tests ran and passed first
+        assert outcome.build.image_id is None
+
+    def test_program_that_cannot_start_is_boot_failed(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("boot_crash"))
+
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "boot_failed"
+        message = outcome.build.error_message or ""
+        assert "python main.py --help must exit 0" in message
+        assert "the settings file settings.ini is missing" in message
+        assert "the settings file settings.ini is missing" in outcome.log
+
+
+class TestOwnDockerfile:
+    def test_findings_are_in_the_plan_and_the_log(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("linted_dockerfile", run_tests=False))
+
+        assert outcome.build.status is BuildStatus.SUCCEEDED, outcome.log
+        plan = outcome.build.plan
+        assert plan is not None
+        rules = {finding["rule"] for finding in plan["dockerfile_findings"]}
+        assert rules == {"IB002", "IB005"}
+        assert "dockerfile: Dockerfile line 4: IB005 ADD hello.py" in outcome.log
+        assert "boot check: skipped (the project's own Dockerfile" in outcome.log
+
+    def test_remote_frontend_is_refused_before_building(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("frontend_dockerfile"))
+
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "dockerfile_invalid"
+        assert "docker/dockerfile:1.7" in (outcome.build.error_message or "")
+        assert "docker build" not in outcome.log
+
+    def test_frontend_build_argument_is_refused(self, builder: Builder) -> None:
+        outcome = builder.run(
+            builder.submit("passing", build_args={"BUILDKIT_SYNTAX": "evil/frontend:1"})
+        )
+
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "dockerfile_invalid"
+        assert "BUILDKIT_SYNTAX" in (outcome.build.error_message or "")

@@ -1,0 +1,4 @@
+import sys
+
+if __name__ == "__main__":
+    print(f"python {sys.version_info.major}.{sys.version_info.minor}")

@@ -1,0 +1,5 @@
+"""Adds numbers."""
+
+
+def add(*numbers: float) -> float:
+    return sum(numbers)

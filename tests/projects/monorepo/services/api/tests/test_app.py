@@ -1,0 +1,5 @@
+from app import names
+
+
+def test_names():
+    assert names("[api]\n") == ["api"]

@@ -1,0 +1,2 @@
+def describe(version: str) -> str:
+    return f"mpfr {version}"
