@@ -352,7 +352,9 @@ def _runtime_stage(
             " && (python -m compileall -qq -j 0 /opt/venv/lib || true)"
         )
     lines += [
-        "COPY --from=source /src /app",
+        # The app may write next to its code (Flask's instance folder, SQLite files, uploads):
+        # /app belongs to the app user. The venv and the system stay root's, read-only to it.
+        f"COPY --from=source --chown={APP_UID}:{APP_UID} /src /app",
         "WORKDIR /app",
         f"USER {APP_UID}:{APP_UID}",
     ]

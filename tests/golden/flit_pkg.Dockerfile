@@ -37,7 +37,7 @@ LABEL org.opencontainers.image.base.name="imagebuilder/python:3.11" org.opencont
 RUN echo 'app:x:10001:10001:app:/app:/usr/sbin/nologin' >> /etc/passwd && echo 'app:x:10001:' >> /etc/group
 COPY --from=deps /opt/venv /opt/venv
 RUN --mount=type=bind,from=tools,source=/opt/imagebuilder,target=/opt/imagebuilder --mount=type=bind,from=wheel,source=/wheels,target=/wheels /opt/imagebuilder/bin/uv pip install --quiet --python /opt/venv/bin/python --no-deps --no-index --no-cache /wheels/*.whl && (python -m compileall -qq -j 0 /opt/venv/lib || true)
-COPY --from=source /src /app
+COPY --from=source --chown=10001:10001 /src /app
 WORKDIR /app
 USER 10001:10001
 CMD ["python"]

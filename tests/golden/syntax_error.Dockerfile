@@ -28,7 +28,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 VIRTUAL_ENV=/opt/venv PATH=/opt
 LABEL org.opencontainers.image.base.name="imagebuilder/python:3.11"
 RUN echo 'app:x:10001:10001:app:/app:/usr/sbin/nologin' >> /etc/passwd && echo 'app:x:10001:' >> /etc/group
 COPY --from=deps /opt/venv /opt/venv
-COPY --from=source /src /app
+COPY --from=source --chown=10001:10001 /src /app
 WORKDIR /app
 USER 10001:10001
 CMD ["python", "app.py"]

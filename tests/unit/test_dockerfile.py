@@ -177,7 +177,7 @@ class TestRender:
         # Everything it copies from the builder comes through a stage, never the builder base.
         assert [line for line in lines if line.startswith("COPY")] == [
             "COPY --from=deps /opt/venv /opt/venv",
-            "COPY --from=source /src /app",
+            "COPY --from=source --chown=10001:10001 /src /app",
         ]
 
     def test_test_stage_is_the_runtime_plus_test_dependencies(self) -> None:

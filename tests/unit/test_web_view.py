@@ -52,13 +52,24 @@ def build(status: BuildStatus, *, started: bool = True, finished: bool = False) 
             "image": None,
             "tests": None,
             "error": None,
-            "links": {"self": "/", "logs": "/", "dockerfile": "/"},
+            "links": {
+                "self": "/",
+                "logs": "/",
+                "dockerfile": "/",
+                "sbom": "/",
+                "provenance": "/",
+                "image": "/",
+            },
             "phases": phases if started else [],
             "plan": None,
             "attempts": 1,
             "cancel_requested": False,
             "rebuild_of": None,
             "log": {"lines": 0, "bytes": 0, "truncated": False},
+            "base_image": None,
+            "base_image_digest": None,
+            "vulnerabilities": None,
+            "push": None,
         }
     )
 
