@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from core.advisories import load_osv, replace_advisories
 from core.builds import request_cancel
 from core.db import session_scope
-from core.models import Build
+from core.models import Build, BuildArtifact
 from core.settings import Settings
 from core.status import BuildStatus
+from tests.conftest import ROOT
 from tests.integration.builder import Builder, builder_for
 from worker.docker_engine import DockerEngine
 
@@ -151,3 +154,56 @@ def _wait_for(condition: Any, seconds: float) -> None:
             return
         time.sleep(0.5)
     raise AssertionError("condition not reached in time")
+
+
+class TestSupplyChainInThePipeline:
+    """The scanning phase of a real build: findings, the policy, SBOM and provenance."""
+
+    def import_advisories(self, engine: Engine) -> None:
+        with session_scope(engine) as session:
+            replace_advisories(session, load_osv(ROOT / "tests/advisories"), source="tests")
+
+    def test_a_known_advisory_fails_the_build_under_the_policy(
+        self, settings: Settings, sqlite_engine: Engine, docker_engine: DockerEngine
+    ) -> None:
+        self.import_advisories(sqlite_engine)
+        strict = settings.model_copy(update={"vulnerability_policy": "high"})
+        for helper in builder_for(strict, sqlite_engine, docker_engine):
+            outcome = helper.run(helper.submit("vulnerable_pin", run_tests=False))
+            build = outcome.build
+            assert build.status is BuildStatus.FAILED, outcome.log
+            assert build.error_code == "vulnerabilities_found"
+            assert build.vulnerabilities is not None
+            found = {item["id"]: item for item in build.vulnerabilities}
+            assert found["GHSA-q2q7-5pp4-w6pg"]["package"] == "urllib3"
+            assert found["GHSA-q2q7-5pp4-w6pg"]["installed_version"] == "1.26.4"
+            assert "GHSA-5phf-pp7p-vc2r" not in found  # fixed in 1.26.4
+            assert "GHSA-q2q7-5pp4-w6pg" in outcome.log
+            assert build.image_id is None
+
+    def test_a_succeeded_build_has_its_sbom_provenance_and_base_digest(
+        self, settings: Settings, sqlite_engine: Engine, docker_engine: DockerEngine
+    ) -> None:
+        self.import_advisories(sqlite_engine)
+        for helper in builder_for(settings, sqlite_engine, docker_engine):
+            outcome = helper.run(helper.submit("vulnerable_pin", run_tests=False))
+            build = outcome.build
+            assert build.status is BuildStatus.SUCCEEDED, outcome.log  # the policy is off
+            assert build.vulnerabilities  # still found and shown
+            assert build.base_image == settings.runtime_image("3.11")
+            assert build.base_image_digest
+            with session_scope(sqlite_engine) as session:
+                kinds = {
+                    artifact.kind: artifact.content
+                    for artifact in session.scalars(
+                        select(BuildArtifact).where(BuildArtifact.build_id == build.id)
+                    )
+                }
+            sbom, provenance = kinds["sbom"], kinds["provenance"]
+            assert sbom["bomFormat"] == "CycloneDX"
+            purls = {component.get("purl", "") for component in sbom["components"]}
+            assert "pkg:pypi/urllib3@1.26.4" in purls
+            assert any(purl.startswith("pkg:deb/debian/python3") for purl in purls)
+            assert provenance["predicateType"].startswith("https://slsa.dev/provenance/")
+            digests = json.dumps(provenance)
+            assert build.source_sha256 in digests
