@@ -35,6 +35,7 @@ def test_compose_file_is_valid_and_complete() -> None:
     }
     for role in ("api", "worker", "beat", "migrate"):
         assert services[role]["image"] == "imagebuilder/service:latest"
+        assert services[role]["environment"]["IMAGEBUILDER_ALLOWED_BASE_IMAGES"]
         assert services[role]["environment"]["DOCKER_HOST"] == "tcp://builder-docker:2376"
     # Builds never use the host's Docker socket.
     mounts = [str(volume) for service in services.values() for volume in service.get("volumes", [])]

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import hashlib
 import stat
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -177,3 +178,38 @@ class TestReceiveUploadAsync:
         asyncio.run(scenario())
 
         assert not dest.exists()
+
+
+class TestMemoryStaysFlat:
+    def test_a_large_upload_is_never_held_in_memory(self, tmp_path: Path) -> None:
+        chunk = b"x" * (64 * 1024)
+
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(1024):  # 64 MiB in all
+                yield chunk
+
+        tracemalloc.start()
+        try:
+            uploaded = asyncio.run(receive_upload_async(body(), tmp_path / "big.part", 100 * MiB))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert uploaded.size_bytes == 64 * MiB
+        assert peak < 4 * MiB
+
+    def test_an_endless_upload_stops_at_the_limit_without_growing(self, tmp_path: Path) -> None:
+        chunk = b"x" * (64 * 1024)
+
+        async def endless() -> AsyncIterator[bytes]:
+            while True:
+                yield chunk
+
+        tracemalloc.start()
+        try:
+            with pytest.raises(UploadTooLarge):
+                asyncio.run(receive_upload_async(endless(), tmp_path / "endless.part", 32 * MiB))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 4 * MiB
+        assert not (tmp_path / "endless.part").exists()

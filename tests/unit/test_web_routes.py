@@ -203,6 +203,18 @@ def hostile_build(engine: Engine, owner: str = "alice") -> str:
                 error_message=HOSTILE,
                 dockerfile=f"FROM python:3.11\nRUN echo '{HOSTILE}'\n",
                 plan={"python_version": HOSTILE},
+                base_image=HOSTILE,
+                vulnerabilities=[
+                    {
+                        "id": HOSTILE,
+                        "package": HOSTILE,
+                        "installed_version": HOSTILE,
+                        "fixed_version": None,
+                        "severity": "high",
+                        "summary": HOSTILE,
+                        "aliases": [],
+                    }
+                ],
             )
         )
     return build_id
@@ -471,8 +483,9 @@ class TestEscaping:
             html = client.get(path).text
             assert HOSTILE not in html, path
             assert "<img" not in html, path
-            # tag, file name, error, test command, folder, build arg, detected Python
-            assert html.count(ESCAPED) >= 7, path
+            # tag, file name, error, test command, folder, build arg, detected Python, base
+            # image, and a finding's advisory, package and version
+            assert html.count(ESCAPED) >= 11, path
 
     def test_the_list_escapes_tags_and_file_names(
         self, alice: tuple[TestClient, str], sqlite_engine: Engine
