@@ -49,9 +49,11 @@ from core.junit import parse_junit, summarize
 from core.logs import LogSink, LogStream
 from core.models import Build
 from core.options import BuildOptions
+from core.provenance import image_labels
 from core.settings import MiB, Settings
 from core.sources import source_path
 from core.status import BuildStatus, Failure, Phase
+from core.supply_chain_policy import final_base_image
 from core.test_output import unittest_counts
 from core.transitions import enter_phase, transition
 from core.workspace import ProjectRootMissing, project_root
@@ -66,7 +68,7 @@ from worker.docker_engine import (
     TestOutcome,
     TestRun,
 )
-from worker.supply_chain import base_image_gate, publish_image, scan_image
+from worker.supply_chain import base_image_digest, base_image_gate, publish_image, scan_image
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +209,7 @@ class Pipeline:
         self.watchdog = Watchdog(engine, build_id, settings)
         self.fields: dict[str, Any] = {}
         self._images_to_remove: list[str] = []
+        self._provenance_labels: dict[str, str] = {}
 
     # --- entry ---------------------------------------------------------------------------------
 
@@ -253,6 +256,15 @@ class Pipeline:
             refused = base_image_gate(self.settings, dockerfile_text, options)
             if refused is not None:
                 raise ProjectFault(refused)
+        base = final_base_image(
+            dockerfile_text, options.build_args, target="runtime" if generated else None
+        )
+        # The provenance's essentials, as labels of the image itself.
+        self._provenance_labels = image_labels(
+            source_sha256=self.source_sha256,
+            base_image=base,
+            base_image_digest=base_image_digest(self.docker, base) if base else None,
+        )
 
         self._phase(Phase.BUILDING)
         self.watchdog.limit(self.settings.build_timeout_seconds)
@@ -440,9 +452,9 @@ class Pipeline:
             # Dockerfile: the layers stay cached and the generated file stays stable.
             labels={
                 "imagebuilder.build-id": self.build_id,
-                "imagebuilder.source.sha256": self.source_sha256,
                 "org.opencontainers.image.created": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
+            }
+            | self._provenance_labels,
             secrets=secrets,
         )
         try:

@@ -207,3 +207,7 @@ class TestSupplyChainInThePipeline:
             assert provenance["predicateType"].startswith("https://slsa.dev/provenance/")
             digests = json.dumps(provenance)
             assert build.source_sha256 in digests
+            labels = docker_engine.image_info(build.image_id or "")["Config"]["Labels"]
+            assert labels["imagebuilder.source.sha256"] == build.source_sha256
+            assert labels["org.opencontainers.image.base.name"] == build.base_image
+            assert labels["imagebuilder.build-id"] == build.id
