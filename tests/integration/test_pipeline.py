@@ -17,7 +17,7 @@ from core.db import session_scope
 from core.models import Build, BuildArtifact
 from core.settings import Settings
 from core.status import BuildStatus
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require
 from tests.integration.builder import Builder, builder_for
 from worker.docker_engine import DockerEngine
 
@@ -211,3 +211,20 @@ class TestSupplyChainInThePipeline:
             assert labels["imagebuilder.source.sha256"] == build.source_sha256
             assert labels["org.opencontainers.image.base.name"] == build.base_image
             assert labels["imagebuilder.build-id"] == build.id
+
+
+class TestPythonVersions:
+    def test_the_requested_version_selects_the_base_images(self, builder: Builder) -> None:
+        for image in (
+            builder.settings.builder_image("3.13"),
+            builder.settings.runtime_image("3.13"),
+        ):
+            require(builder.docker.image_exists(image), f"base image {image} (make test builds it)")
+        outcome = builder.run(builder.submit("passing", python_version="3.13"))
+        build = outcome.build
+        assert build.status is BuildStatus.SUCCEEDED, outcome.log
+        assert build.plan is not None
+        assert build.plan["python_version"] == "3.13"
+        assert "Python 3.13" in outcome.log  # pytest's header, from inside the test container
+        assert build.dockerfile is not None
+        assert f"FROM {builder.settings.runtime_image('3.13')} AS runtime" in build.dockerfile
