@@ -155,6 +155,8 @@ class CommandRun:
     tmpfs_bytes: int
     user: str = "65534:65534"
     role: str = "check"
+    # Boot checks run the image as it would be deployed: its root file system writable.
+    read_only: bool = True
     entrypoint: list[str] | None = None
     environment: dict[str, str] = field(default_factory=dict)
 
@@ -417,7 +419,7 @@ class DockerEngine:
                 environment={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", **spec.environment},
                 user=spec.user,
                 network_mode="none",
-                read_only=True,
+                read_only=spec.read_only,
                 tmpfs={"/tmp": f"rw,nosuid,nodev,exec,size={spec.tmpfs_bytes},mode=1777"},
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],

@@ -604,12 +604,15 @@ class Pipeline:
         )
 
     def _check_boot(self, image_id: str, plan: Plan) -> None:
+        # The image boots as it would be run: able to write in its own folders (an app's
+        # instance folder, a SQLite file); still without network, root or capabilities.
         command = plan.start_command or []
         if plan.start_kind == "web" and plan.port is not None:
             spec = self._check(
                 image_id,
                 command,
                 role="boot",
+                read_only=False,
                 entrypoint=["/bin/sh", "-c", _BOOT_WRAPPER, "imagebuilder-boot"],
                 environment={
                     "IMAGEBUILDER_PROBE": _BOOT_PROBE,
@@ -619,7 +622,7 @@ class Pipeline:
             )
             what = f"{' '.join(command)} must answer HTTP on port {plan.port}"
         elif plan.start_kind == "cli" and command:
-            spec = self._check(image_id, [*command, "--help"], role="boot")
+            spec = self._check(image_id, [*command, "--help"], role="boot", read_only=False)
             what = f"{' '.join(command)} --help must exit 0"
         else:
             self.say("boot check: skipped (no start command to check)")
