@@ -30,6 +30,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from core.manifests import (
+    SKIPPED_DIRS,
     ManifestError,
     SetupCall,
     SetupCfg,
@@ -62,24 +63,6 @@ TEST_REQUIREMENT_FILES = (
     "requirements/dev.txt",
 )
 RUNTIME_REQUIREMENT_FILES = ("requirements.txt", "requirements/base.txt", "requirements/prod.txt")
-SKIPPED_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".venv",
-        "venv",
-        "env",
-        ".tox",
-        ".nox",
-        "node_modules",
-        "__pycache__",
-        "build",
-        "dist",
-        ".mypy_cache",
-        ".pytest_cache",
-        "site-packages",
-    }
-)
 # Servers the inferred start command may need, added when the project does not depend on them.
 SERVER_REQUIREMENTS = {"gunicorn": "gunicorn>=21.2", "uvicorn": "uvicorn>=0.20"}
 # Build backends that compute the version from the VCS: .git must stay in the build context.

@@ -20,6 +20,26 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
+# Folders that hold no project code of interest: tools' caches, virtual environments, builds.
+SKIPPED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".venv",
+        "venv",
+        "env",
+        ".tox",
+        ".nox",
+        "node_modules",
+        "__pycache__",
+        "build",
+        "dist",
+        ".mypy_cache",
+        ".pytest_cache",
+        "site-packages",
+    }
+)
+
 
 class ManifestError(ValueError):
     """A manifest that cannot be read (invalid JSON, INI); the message names the file."""

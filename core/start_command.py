@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.manifests import SKIPPED_DIRS
+
 PORT = 8000
 MAX_FILES = 3000
 MAX_FILE_BYTES = 1024 * 1024
@@ -38,30 +40,18 @@ _APP_CLASSES = {
     "flask.Flask": "wsgi",
     "flask.app.Flask": "wsgi",
 }
-_SKIPPED = frozenset(
-    {
-        ".git",
-        ".venv",
-        "venv",
-        "env",
-        ".tox",
-        ".nox",
-        "node_modules",
-        "__pycache__",
-        "build",
-        "dist",
-        "site-packages",
-        "tests",
-        "test",
-        "testing",
-        "docs",
-        "doc",
-        "examples",
-        "migrations",
-        "scripts",
-        "benchmarks",
-    }
-)
+# Where an application object is never looked for: tooling folders, tests, docs, examples.
+_SKIPPED = SKIPPED_DIRS | {
+    "tests",
+    "test",
+    "testing",
+    "docs",
+    "doc",
+    "examples",
+    "migrations",
+    "scripts",
+    "benchmarks",
+}
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 
 

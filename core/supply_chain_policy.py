@@ -17,11 +17,11 @@ from __future__ import annotations
 import platform
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from core.advisories import Finding
-from core.dockerfile_lint import parse
+from core.dockerfile_lint import Instruction, parse
 
 POLICIES = ("none", "low", "medium", "high", "critical")
 _RANK = {"unknown": 1, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -193,17 +193,24 @@ def _arg_definitions(arguments: str) -> list[tuple[str, str | None]]:
     return definitions
 
 
-def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[BaseImageUse]:
-    """Every image (not stage) the Dockerfile builds on or copies from, with arguments resolved."""
+@dataclass(frozen=True)
+class _From:
+    """A FROM line: the image as written, as resolved, and the stage's alias (lowercased)."""
+
+    line: int
+    written: str
+    image: str
+    alias: str | None
+
+
+def _walk(
+    text: str, build_args: Mapping[str, str] | None
+) -> Iterator[tuple[Instruction, _From | None, Mapping[str, str]]]:
+    """Each instruction after the global ARGs, with its FROM parsed, and the values of the
+    global ARGs (build arguments overriding defaults) that FROM and flags may use."""
     build_args = build_args or {}
     values = _platform_args()
-    stages: list[str] = []
-    uses: list[BaseImageUse] = []
     seen_from = False
-
-    def external(name: str) -> bool:
-        return name.lower() not in stages and name.lower() != "scratch"
-
     for item in parse(text):
         if item.keyword == "ARG" and not seen_from:
             for name, default in _arg_definitions(item.arguments):
@@ -211,19 +218,33 @@ def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[B
                     values[name] = build_args[name]
                 elif default is not None:
                     values[name] = _substitute(default, values)
-        elif item.keyword == "FROM":
+            continue
+        parsed = None
+        if item.keyword == "FROM":
             seen_from = True
             words = [w for w in item.arguments.split() if not w.startswith("--")]
-            if not words:
-                uses.append(BaseImageUse(item.line, "FROM", "", ""))
+            written = words[0] if words else ""
+            alias = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
+            parsed = _From(item.line, written, _substitute(written, values), alias)
+        yield item, parsed, values
+
+
+def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[BaseImageUse]:
+    """Every image (not stage) the Dockerfile builds on or copies from, with arguments resolved."""
+    stages: list[str] = []
+    uses: list[BaseImageUse] = []
+
+    def external(name: str) -> bool:
+        return name.lower() not in stages and name.lower() != "scratch"
+
+    for item, from_, values in _walk(text, build_args):
+        if from_ is not None:
+            if not from_.written:
+                uses.append(BaseImageUse(from_.line, "FROM", "", ""))
                 continue
-            image = _substitute(words[0], values)
-            if external(image):
-                uses.append(BaseImageUse(item.line, "FROM", image, words[0]))
-            if len(words) >= 3 and words[1].lower() == "as":
-                stages.append(words[2].lower())
-            else:
-                stages.append(f"#{len(stages)}")
+            if external(from_.image):
+                uses.append(BaseImageUse(from_.line, "FROM", from_.image, from_.written))
+            stages.append(from_.alias or f"#{len(stages)}")
         elif item.keyword in ("COPY", "RUN"):
             uses += _flag_images(item.line, item.keyword, item.arguments, values, external)
     return uses
@@ -282,30 +303,14 @@ def final_base_image(
 ) -> str | None:
     """The image the built stage (`target`, else the last) ultimately starts from; None for
     `scratch` or when it cannot be told."""
-    build_args = build_args or {}
-    values = _platform_args()
     stages: dict[str, str] = {}
     order: list[str] = []
-    seen_from = False
-    for item in parse(text):
-        if item.keyword == "ARG" and not seen_from:
-            for name, default in _arg_definitions(item.arguments):
-                if name in build_args:
-                    values[name] = build_args[name]
-                elif default is not None:
-                    values[name] = _substitute(default, values)
-        elif item.keyword == "FROM":
-            seen_from = True
-            words = [w for w in item.arguments.split() if not w.startswith("--")]
-            if not words:
-                continue
-            name = (
-                words[2].lower()
-                if len(words) >= 3 and words[1].lower() == "as"
-                else f"#{len(order)}"
-            )
-            stages[name] = _substitute(words[0], values)
-            order.append(name)
+    for _item, from_, _values in _walk(text, build_args):
+        if from_ is None or not from_.written:
+            continue
+        name = from_.alias or f"#{len(order)}"
+        stages[name] = from_.image
+        order.append(name)
     if not order:
         return None
     current = stages.get(target.lower()) if target else stages[order[-1]]
