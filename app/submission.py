@@ -48,6 +48,11 @@ def parse_options(raw: dict[str, str]) -> BuildOptions:
         raise InvalidOption(details) from exc
 
 
+def given(**options: str | None) -> dict[str, str]:
+    """The options a request gave as query parameters (None: not given)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _admit(engine: Engine, settings: Settings, caller: Caller) -> None:
     """Refuse before reading a byte: a full disk (503) or an owner over its rate (429)."""
     ensure_disk_space(settings)

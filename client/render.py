@@ -184,6 +184,12 @@ def _error_line(error: Mapping[str, Any]) -> Text:
 def summary(build: Mapping[str, Any]) -> RenderableType:
     """The end-of-build summary: status, image, tests, phase durations, error."""
     grid = _grid()
+    _add_outcome(grid, build, with_duration=True)
+    return Group(Text(""), headline(build), *grid.lines)
+
+
+def _add_outcome(grid: _Rows, build: Mapping[str, Any], *, with_duration: bool) -> None:
+    """The rows that say how a build went: image, tests, phases, (duration,) error."""
     image = _mapping(build.get("image"))
     if image:
         grid.add_row("Image", _image_line(image))
@@ -195,13 +201,12 @@ def summary(build: Mapping[str, Any]) -> RenderableType:
         line = _phases_line(phases)
         if line is not None:
             grid.add_row("Phases", line)
-    took = elapsed(build)
+    took = elapsed(build) if with_duration else None
     if took is not None:
         grid.add_row("Duration", Text(format_duration(took)))
     error = _mapping(build.get("error"))
     if error:
         grid.add_row("Error", _error_line(error))
-    return Group(Text(""), headline(build), *grid.lines)
 
 
 def details(build: Mapping[str, Any], page_url: str, api_url: str) -> RenderableType:
@@ -236,20 +241,7 @@ def details(build: Mapping[str, Any], page_url: str, api_url: str) -> Renderable
         grid.add_row(
             "Options", Text(", ".join(f"{safe(key)}={safe(value)}" for key, value in shown.items()))
         )
-    image = _mapping(build.get("image"))
-    if image:
-        grid.add_row("Image", _image_line(image))
-    tests = _mapping(build.get("tests"))
-    if tests:
-        grid.add_row("Tests", _tests_line(tests))
-    phases = build.get("phases")
-    if isinstance(phases, list):
-        line = _phases_line(phases)
-        if line is not None:
-            grid.add_row("Phases", line)
-    error = _mapping(build.get("error"))
-    if error:
-        grid.add_row("Error", _error_line(error))
+    _add_outcome(grid, build, with_duration=False)
     if build.get("cancel_requested") and build.get("status") not in _FINAL:
         grid.add_row("Cancel", Text("requested", style="yellow"))
     if build.get("rebuild_of"):

@@ -26,7 +26,7 @@ from app.logstream import (
     sse_events,
 )
 from app.problems import problem_responses
-from app.submission import submit_upload
+from app.submission import given, submit_upload
 from app.upload import FILE_FIELD
 from core import builds as build_service
 from core.auth import Caller
@@ -92,20 +92,16 @@ async def submit_build(
     fields, or as a raw `application/zip` body with the options as query parameters. The archive
     is checked before anything is recorded; the build is queued once it is stored.
     """
-    query = {
-        name: value
-        for name, value in {
-            "tag": tag,
-            "python_version": python_version,
-            "run_tests": run_tests,
-            "test_command": test_command,
-            "dockerfile": dockerfile,
-            "context_dir": context_dir,
-            "build_args": build_args,
-            "callback_url": callback_url,
-        }.items()
-        if value is not None
-    }
+    query = given(
+        tag=tag,
+        python_version=python_version,
+        run_tests=run_tests,
+        test_command=test_command,
+        dockerfile=dockerfile,
+        context_dir=context_dir,
+        build_args=build_args,
+        callback_url=callback_url,
+    )
     build = await submit_upload(
         request, settings=settings, engine=engine, celery=celery, caller=caller, options=query
     )

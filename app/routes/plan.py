@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from app.deps import CurrentCaller, SettingsDep
 from app.problems import problem_responses
 from app.routes.builds import UPLOAD_BODY
-from app.submission import parse_options
+from app.submission import given, parse_options
 from app.upload import read_upload
 from core.archive import extract_archive
 from core.detect import DetectionError, detect
@@ -101,16 +101,12 @@ async def plan_upload(
     command, each with its reason) and the Dockerfile it would use; nothing is stored or built.
     Takes the same upload and options as POST /api/v1/builds."""
     await run_in_threadpool(ensure_disk_space, settings)
-    query = {
-        name: value
-        for name, value in {
-            "python_version": python_version,
-            "test_command": test_command,
-            "dockerfile": dockerfile,
-            "context_dir": context_dir,
-        }.items()
-        if value is not None
-    }
+    query = given(
+        python_version=python_version,
+        test_command=test_command,
+        dockerfile=dockerfile,
+        context_dir=context_dir,
+    )
     partial = new_upload_path(settings)
     upload = await read_upload(request, partial, settings.max_upload_bytes)
     try:
