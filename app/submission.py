@@ -20,6 +20,7 @@ from core.auth import Caller
 from core.db import session_scope
 from core.errors import ImageBuilderError, InvalidOption
 from core.models import Build
+from core.namespaces import check_user_tag
 from core.options import BuildOptions
 from core.resources import BuildOut, build_out
 from core.retention import ensure_disk_space
@@ -61,10 +62,16 @@ def _admit(engine: Engine, settings: Settings, caller: Caller) -> None:
 
 
 def _record(
-    engine: Engine, caller: Caller, source: StoredSource, options: BuildOptions
+    engine: Engine, settings: Settings, caller: Caller, source: StoredSource, options: BuildOptions
 ) -> BuildOut:
     with session_scope(engine) as session:
-        build = build_service.create_build(session, caller=caller, source=source, options=options)
+        build = build_service.create_build(
+            session,
+            caller=caller,
+            source=source,
+            options=options,
+            namespace=settings.image_namespace,
+        )
         return build_out(build, events=[])
 
 
@@ -86,11 +93,13 @@ async def submit_upload(
     try:
         fields = fields_hook(upload.fields) if fields_hook else upload.fields
         parsed = parse_options(options | fields)
+        if parsed.tag is not None:
+            check_user_tag(parsed.tag)
         source = await run_in_threadpool(accept_source, upload.file, upload.filename, settings)
     except ImageBuilderError:
         partial.unlink(missing_ok=True)
         raise
-    build = await run_in_threadpool(_record, engine, caller, source, parsed)
+    build = await run_in_threadpool(_record, engine, settings, caller, source, parsed)
     await run_in_threadpool(enqueue_build, celery, build.id)
     return build
 

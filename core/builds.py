@@ -25,6 +25,7 @@ from core.errors import (
 )
 from core.ids import new_build_id
 from core.models import Build, BuildEvent
+from core.namespaces import OwnedTag
 from core.options import BuildOptions
 from core.settings import Settings
 from core.sources import StoredSource, source_path
@@ -34,19 +35,19 @@ from core.transitions import transition
 MAX_PAGE = 100
 
 
-def default_tag(build_id: str) -> str:
-    return f"imagebuilder/{build_id.lower()}:latest"
-
-
 def create_build(
     session: Session,
     *,
     caller: Caller,
     source: StoredSource,
     options: BuildOptions,
+    namespace: str,
     rebuild_of: str | None = None,
 ) -> Build:
+    """A queued build of `source`. Its image is tagged in the owner's namespace: the user's tag
+    (or the build id) below `<namespace>/<owner>/`."""
     build_id = new_build_id()
+    image_tag = OwnedTag.for_build(caller.owner, options.tag, build_id).local(namespace)
     now = utcnow()
     build = Build(
         id=build_id,
@@ -59,7 +60,7 @@ def create_build(
         source_sha256=source.sha256,
         source_files=source.files,
         options=options.model_dump(),
-        image_tag=options.tag or default_tag(build_id),
+        image_tag=image_tag,
         callback_url=options.callback_url,
         rebuild_of=rebuild_of,
     )
@@ -177,4 +178,11 @@ def rebuild(session: Session, build: Build, caller: Caller, settings: Settings) 
         files=build.source_files,
     )
     options = BuildOptions.model_validate(build.options)
-    return create_build(session, caller=caller, source=source, options=options, rebuild_of=build.id)
+    return create_build(
+        session,
+        caller=caller,
+        source=source,
+        options=options,
+        namespace=settings.image_namespace,
+        rebuild_of=build.id,
+    )

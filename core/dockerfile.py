@@ -20,7 +20,7 @@ Stages, each cached on its own inputs:
     test         runtime + the test dependencies: where the tests run
 
 Package downloads trust an optional CA bundle, mounted as a BuildKit secret so it never lands in
-a layer; uv's and pip's caches are BuildKit cache mounts shared by every build on the daemon.
+a layer; uv's and pip's caches are BuildKit cache mounts shared by one owner's builds (`cache_id`).
 Labels that change with every build (created, build id, source digest) are passed on the command
 line, so they neither break the cache nor the golden files.
 """
@@ -116,8 +116,9 @@ def render(
 ) -> RenderedBuild:
     """The generated Dockerfile for `plan`, and the files it expects in the context.
 
-    `cache_id` gives the download caches a private namespace (the benchmark's cold builds);
-    by default every build on the daemon shares them."""
+    `cache_id` gives the download caches a namespace of their own: the owner's cache scope in
+    every build (caches are shared only among one owner's builds), a fresh one for the
+    benchmark's cold builds."""
     files = {
         f"{GENERATED_DIR}/requirements.txt": _requirements_file(plan.requirements),
         f"{GENERATED_DIR}/constraints.txt": _requirements_file(plan.constraints),

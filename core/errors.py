@@ -5,6 +5,7 @@
     ├── UploadTooLarge                413  upload_too_large
     ├── UnsupportedMediaType          415  unsupported_media_type
     ├── InvalidOption                 422  invalid_option
+    ├── TagNotAllowed                 400  tag_not_allowed (names a registry host, or too long)
     ├── BuildDoesNotExist             404  build_not_found
     ├── DockerfileNotReady            404  dockerfile_not_ready (the build has not chosen one yet)
     ├── BuildIsTerminal               409  build_terminal
@@ -63,6 +64,12 @@ class InvalidOption(ImageBuilderError):
     status = 422
     code = "invalid_option"
     title = "Invalid option"
+
+
+class TagNotAllowed(ImageBuilderError):
+    status = 400
+    code = "tag_not_allowed"
+    title = "Tag not allowed"
 
 
 class BuildDoesNotExist(ImageBuilderError):

@@ -116,6 +116,10 @@ class BuildOptions(BaseModel):
         for name, arg in value.items():
             if not _BUILD_ARG_NAME.fullmatch(name):
                 raise ValueError(f"build_args name {name!r} is not a valid build argument name")
+            if name.upper().startswith("BUILDKIT_"):
+                # They steer BuildKit itself (a remote frontend, context handling, caches):
+                # the service's decisions, not a build's.
+                raise ValueError(f"build_args name {name!r}: BUILDKIT_* arguments are refused")
             if "\x00" in arg or len(arg) > 4096:
                 raise ValueError(f"build_args value of {name!r} must be text under 4096 characters")
         return value

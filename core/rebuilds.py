@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from core.auth import Caller
 from core.builds import rebuild
-from core.errors import SourceUnavailable
+from core.errors import SourceUnavailable, TagNotAllowed
 from core.models import Build
 from core.settings import Settings
 from core.status import BuildStatus
@@ -62,8 +62,8 @@ def rebuild_on_base(
     for build in rebuild_candidates(session, digest, limit=limit):
         try:
             new = rebuild(session, build, Caller(build.owner), settings)
-        except SourceUnavailable:
-            report.skipped.append((build.id, "source_unavailable"))
+        except (SourceUnavailable, TagNotAllowed) as exc:
+            report.skipped.append((build.id, exc.code))
             continue
         report.queued.append((new.id, build.id))
     session.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -11,6 +12,8 @@ from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_NAMESPACE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "password", "admin", "token"})
 
 
@@ -53,6 +56,9 @@ class Settings(BaseSettings):
     # proxy). Passed to the build as a BuildKit secret: never stored in an image layer.
     ca_bundle: Path | None = None
     docker_cli: str = "docker"
+    # Every image a build creates is tagged `<image_namespace>/<owner>/<tag>` on the build daemon:
+    # owners never name each other's images, the base images or anything else the service uses.
+    image_namespace: str = "imagebuilder/owners"
 
     # Build and test containment.
     build_timeout_seconds: int = 1800
@@ -98,8 +104,27 @@ class Settings(BaseSettings):
             ) from exc
         return value
 
+    @field_validator("image_namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        value = value.strip().strip("/")
+        if not _NAMESPACE.fullmatch(value):
+            raise ValueError(
+                "image_namespace is a repository path such as 'imagebuilder/owners' "
+                "(lower-case components separated by '/', no registry host)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        for base in (self.builder_image("3.11"), self.runtime_image("3.11")):
+            for prefix in filter(None, (self.image_namespace, self.registry_url)):
+                if base.startswith(prefix + "/"):
+                    raise ValueError(
+                        f"the base image {base} lies where builds write their images "
+                        f"({prefix}/...): keep base images outside IMAGEBUILDER_IMAGE_NAMESPACE "
+                        "and IMAGEBUILDER_REGISTRY_URL"
+                    )
         token = self.bootstrap_token.get_secret_value() if self.bootstrap_token else None
         if token is not None and (len(token) < 24 or token.lower() in _PLACEHOLDERS):
             raise ValueError(

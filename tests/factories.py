@@ -10,7 +10,11 @@ from core.auth import Caller
 from core.builds import create_build
 from core.db import session_scope
 from core.options import BuildOptions
+from core.settings import Settings
 from core.sources import StoredSource
+
+# The image namespace of the default settings, where the factories' builds tag their images.
+TEST_NAMESPACE: str = Settings.model_fields["image_namespace"].default
 
 
 def stored_source(**overrides: object) -> StoredSource:
@@ -38,5 +42,6 @@ def queued_build(
             caller=Caller(owner),
             source=source or stored_source(),
             options=options or BuildOptions(),
+            namespace=TEST_NAMESPACE,
         )
         return build.id

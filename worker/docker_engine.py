@@ -14,9 +14,11 @@ from __future__ import annotations
 import codecs
 import collections
 import contextlib
+import io
 import os
 import signal
 import subprocess
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -273,6 +275,59 @@ class DockerEngine:
             raise DockerUnavailable(f"cannot remove image {reference}: {exc}") from exc
         except DOCKER_ERRORS as exc:
             raise DockerUnavailable(f"cannot remove image {reference}: {exc}") from exc
+
+    def read_image_files(
+        self, image: str, paths: Iterable[str], *, build_id: str, max_bytes: int = 1024 * 1024
+    ) -> dict[str, str | None]:
+        """The text of regular files in an image, read from a container that is created, never
+        started; None for a path that is missing, not a regular file, or over `max_bytes`."""
+        try:
+            container = self._client.containers.create(
+                image,
+                # Never run: any command will do, even one the image lacks.
+                entrypoint=["/imagebuilder-never-started"],
+                network_mode="none",
+                labels={
+                    "imagebuilder.build-id": build_id,
+                    "imagebuilder.role": "inspect",
+                    "imagebuilder.instance": self._instance,
+                },
+            )
+        except DOCKER_ERRORS as exc:
+            raise DockerUnavailable(f"cannot create a container of {image}: {exc}") from exc
+        try:
+            return {path: self._read_file(container, path, max_bytes) for path in paths}
+        finally:
+            _remove(container)
+
+    @staticmethod
+    def _read_file(container: Container, path: str, max_bytes: int) -> str | None:
+        try:
+            stream, stat = container.get_archive(path)
+        except docker.errors.NotFound:
+            return None
+        except DOCKER_ERRORS as exc:
+            raise DockerUnavailable(f"cannot read {path} from the image: {exc}") from exc
+        # A symlink's or a large file's content is not read: the caller treats it as absent.
+        if int((stat or {}).get("size", 0)) > max_bytes:
+            return None
+        buffer = io.BytesIO()
+        try:
+            for chunk in stream:
+                buffer.write(chunk)
+                if buffer.tell() > max_bytes + 64 * 1024:
+                    return None
+        except DOCKER_ERRORS as exc:
+            raise DockerUnavailable(f"cannot read {path} from the image: {exc}") from exc
+        buffer.seek(0)
+        with tarfile.open(fileobj=buffer) as archive:
+            member = next(iter(archive.getmembers()), None)
+            if member is None or not member.isreg():
+                return None
+            extracted = archive.extractfile(member)
+            if extracted is None:
+                return None
+            return extracted.read(max_bytes).decode("utf-8", errors="replace")
 
     def build_containers(self) -> dict[str, str]:
         """Every container this service instance made: container id -> build id."""
@@ -750,16 +805,12 @@ def _kill(container: Container) -> None:
 
 
 def _daemon_unreachable(tail: Iterable[str]) -> bool:
-    text = "\n".join(tail)
+    """Whether the CLI itself said it lost the daemon. Only its own lines count: in plain
+    progress every line of a build step starts with `#<step>`, and the closing error quotes the
+    failed command, so what a project prints can never make its failure the service's fault."""
     return any(
-        needle in text
-        for needle in (
-            "Cannot connect to the Docker daemon",
-            "error during connect",
-            "connection reset by peer",
-            "transport is closing",
-            "server did not provide an image ID",
-        )
+        line.startswith(("Cannot connect to the Docker daemon", "error during connect"))
+        for line in tail
     )
 
 

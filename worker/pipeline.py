@@ -45,9 +45,11 @@ from core.diagnose import classify_build_failure
 from core.dockerfile import CA_SECRET_ID, BaseImages, render
 from core.dockerfile_lint import FRONTEND_BUILD_ARG, frontend_reference, lint
 from core.errors import ArchiveRejected
+from core.image_user import unprivileged_user
 from core.junit import parse_junit, summarize
 from core.logs import LogSink, LogStream
 from core.models import Build
+from core.namespaces import cache_scope
 from core.options import BuildOptions
 from core.provenance import image_labels
 from core.settings import MiB, Settings
@@ -210,6 +212,8 @@ class Pipeline:
         self.fields: dict[str, Any] = {}
         self._images_to_remove: list[str] = []
         self._provenance_labels: dict[str, str] = {}
+        self._users: dict[str, str] = {}
+        self.owner = ""
 
     # --- entry ---------------------------------------------------------------------------------
 
@@ -222,6 +226,7 @@ class Pipeline:
             source = source_path(self.settings, build.source_sha256)
             self.source_sha256 = build.source_sha256
             attempt = build.attempts
+            self.owner = build.owner
         self.say(f"build {self.build_id}, attempt {attempt}, on worker {worker_name()}")
         try:
             return self._run(options, tag, source)
@@ -253,7 +258,7 @@ class Pipeline:
         dockerfile, generated = self._dockerfile(root, plan)
         dockerfile_text = dockerfile.read_text(encoding="utf-8", errors="replace")
         if not generated:
-            refused = base_image_gate(self.settings, dockerfile_text, options)
+            refused = base_image_gate(self.settings, dockerfile_text, options, self.owner)
             if refused is not None:
                 raise ProjectFault(refused)
         base = final_base_image(
@@ -420,7 +425,7 @@ class Pipeline:
                         f"Base image {missing[0]} is not available on this builder.",
                     )
                 )
-        rendered = render(plan, bases, build_id=self.build_id)
+        rendered = render(plan, bases, build_id=self.build_id, cache_id=cache_scope(self.owner))
         for relative, content in rendered.files.items():
             target = root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -465,9 +470,17 @@ class Pipeline:
         return image_id
 
     def _user(self, image_id: str) -> str:
-        """The image's own user, unless it is root: then nobody."""
-        config_user = (self.docker.image_info(image_id).get("Config") or {}).get("User") or ""
-        return config_user if config_user.split(":")[0] not in ("", "0", "root") else "65534:65534"
+        """The numeric user the image's processes run as, unless that is root (however it is
+        spelled, through the image's own /etc/passwd): then nobody. Resolved once per image."""
+        if image_id not in self._users:
+            spec = (self.docker.image_info(image_id).get("Config") or {}).get("User") or ""
+            files = self.docker.read_image_files(
+                image_id, ["/etc/passwd", "/etc/group"], build_id=self.build_id
+            )
+            user, why = unprivileged_user(spec, files["/etc/passwd"], files["/etc/group"])
+            self.say(f"user: {why}")
+            self._users[image_id] = user
+        return self._users[image_id]
 
     def _test(self, image_id: str, command: str) -> None:
         user = self._user(image_id)

@@ -28,6 +28,7 @@ from core.advisories import DatabaseStatus, Finding, database_status, find_vulne
 from core.db import retrying, session_scope, utcnow
 from core.logs import LogStream, iter_all_lines
 from core.models import Build, BuildArtifact
+from core.namespaces import foreign_images, owner_component, push_target
 from core.options import BuildOptions
 from core.provenance import ProvenanceInput, builder_version, provenance
 from core.sbom import (
@@ -45,6 +46,7 @@ from core.supply_chain_policy import (
     blocking,
     check_base_images,
     final_base_image,
+    image_uses,
     parse_reference,
 )
 from worker.docker_engine import (
@@ -307,13 +309,28 @@ def write_provenance(engine: Engine, build_id: str, statement: dict[str, Any]) -
 
 
 def base_image_gate(
-    settings: Settings, dockerfile_text: str, options: BuildOptions
+    settings: Settings, dockerfile_text: str, options: BuildOptions, owner: str
 ) -> Failure | None:
-    """For a project's own Dockerfile, before it is built: a failure naming every image use the
-    allowlist refuses (none when the allowlist is empty)."""
-    violations = check_base_images(
-        dockerfile_text, settings.allowed_base_images, options.build_args
+    """For a project's own Dockerfile, before it is built: a failure naming every image use that
+    reads another owner's images, or that the allowlist refuses (the owner's own namespace is
+    always allowed; no allowlist: any other image)."""
+    uses = image_uses(dockerfile_text, options.build_args)
+    foreign = foreign_images(
+        uses, owner=owner, namespace=settings.image_namespace, registry_url=settings.registry_url
     )
+    if foreign:
+        return Failure(
+            "base_image_not_allowed",
+            _violations_message(
+                [Violation(u.line, u.reference, "another owner's namespace") for u in foreign]
+            ),
+        )
+    allowlist = settings.allowed_base_images
+    if allowlist:
+        own = owner_component(owner)
+        prefixes = filter(None, (settings.image_namespace, settings.registry_url))
+        allowlist = [*allowlist, *(f"{prefix}/{own}/**" for prefix in prefixes)]
+    violations = check_base_images(dockerfile_text, allowlist, options.build_args)
     if not violations:
         return None
     return Failure("base_image_not_allowed", _violations_message(violations))
@@ -518,27 +535,12 @@ def publish_image(
 # --- push ---------------------------------------------------------------------------------------
 
 
-def push_target(registry_url: str, tag: str) -> str:
-    """Where `tag` goes in the registry: the registry's host (and namespace) with the tag's
-    repository path, its own registry host dropped."""
-    host = registry_url.split("/", 1)[0]
-    first, _, rest = tag.partition("/")
-    if rest and first == host:
-        return tag
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        tag = rest
-    name, _, version = tag.rpartition(":")
-    if not name or "/" in version:
-        name, version = tag, "latest"
-    return f"{registry_url}/{name}:{version}"
-
-
 def push_image(
     docker: DockerEngine, settings: Settings, image_id: str, tag: str, say: Say
 ) -> dict[str, Any]:
     """Push the image to the configured registry; returns the record stored in `Build.push`
     (status, reference, digest, timings, error). The password never reaches a log line."""
-    target = push_target(settings.registry_url, tag)
+    target = push_target(settings.registry_url, settings.image_namespace, tag)
     secret = settings.registry_password.get_secret_value() if settings.registry_password else ""
     auth = None
     if settings.registry_username:

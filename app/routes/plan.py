@@ -20,6 +20,7 @@ from core.archive import extract_archive
 from core.detect import DetectionError, detect
 from core.dockerfile import BaseImages, render
 from core.errors import ImageBuilderError, ServiceUnavailable
+from core.namespaces import cache_scope
 from core.options import BuildOptions
 from core.retention import ensure_disk_space
 from core.settings import Settings
@@ -43,7 +44,7 @@ class PlanOut(BaseModel):
     generated: bool
 
 
-def _plan(archive: Path, options: BuildOptions, settings: Settings) -> PlanOut:
+def _plan(archive: Path, options: BuildOptions, settings: Settings, owner: str) -> PlanOut:
     settings.workspaces_dir.mkdir(parents=True, exist_ok=True)
     workspace = Path(tempfile.mkdtemp(prefix="plan-", dir=settings.workspaces_dir))
     try:
@@ -74,7 +75,7 @@ def _plan(archive: Path, options: BuildOptions, settings: Settings) -> PlanOut:
             builder=settings.builder_image(plan.python_version),
             runtime=settings.runtime_image(plan.python_version),
         )
-        rendered = render(plan, bases, build_id="(plan)")
+        rendered = render(plan, bases, build_id="(plan)", cache_id=cache_scope(owner))
         return PlanOut(plan=plan.to_dict(), dockerfile=rendered.dockerfile, generated=True)
     except (DetectionError, ProjectRootMissing) as exc:
         raise ProjectInvalid(str(exc)) from exc
@@ -91,7 +92,7 @@ def _plan(archive: Path, options: BuildOptions, settings: Settings) -> PlanOut:
 async def plan_upload(
     request: Request,
     settings: SettingsDep,
-    _caller: CurrentCaller,
+    caller: CurrentCaller,
     python_version: str | None = None,
     test_command: str | None = None,
     dockerfile: str | None = None,
@@ -111,6 +112,6 @@ async def plan_upload(
     upload = await read_upload(request, partial, settings.max_upload_bytes)
     try:
         options = parse_options(query | upload.fields)
-        return await run_in_threadpool(_plan, upload.file.path, options, settings)
+        return await run_in_threadpool(_plan, upload.file.path, options, settings, caller.owner)
     finally:
         partial.unlink(missing_ok=True)

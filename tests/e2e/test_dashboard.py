@@ -312,6 +312,7 @@ def hostile_build(service: Service, lines: list[tuple[str, str]]) -> str:
                 caller=Caller("admin"),
                 source=stored_source(filename=HOSTILE + ".zip"),
                 options=BuildOptions(),
+                namespace=service.settings.image_namespace,
             )
             build_id = build.id
             now = utcnow()

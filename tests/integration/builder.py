@@ -49,6 +49,7 @@ class Builder:
                 caller=Caller("tester"),
                 source=source,
                 options=BuildOptions.model_validate(options),
+                namespace=self.settings.image_namespace,
             )
             self.tags.append(build.image_tag or "")
             return build.id

@@ -71,7 +71,11 @@ def seed(settings: Settings, engine: Engine) -> Seeded:
     with session_scope(engine) as session:
         for owner in ("alice", "alice", "bob"):
             build = create_build(
-                session, caller=Caller(owner), source=source, options=BuildOptions()
+                session,
+                caller=Caller(owner),
+                source=source,
+                options=BuildOptions(),
+                namespace=settings.image_namespace,
             )
             ids.append(build.id)
         token = create_token(session, owner="carol").token.id

@@ -20,7 +20,6 @@ from worker.supply_chain import (
     InventoryFailed,
     digest_from_build_log,
     parse_inventory,
-    push_target,
 )
 
 DIGEST = "sha256:" + "a" * 64
@@ -176,22 +175,6 @@ class TestSeverityPolicy:
     )
     def test_at_or_above_the_policy(self, policy: str, blocked: list[str]) -> None:
         assert [f.severity for f in blocking(FINDINGS, policy)] == blocked
-
-
-class TestPushTarget:
-    @pytest.mark.parametrize(
-        ("registry", "tag", "target"),
-        [
-            ("127.0.0.1:5000", "myapp:1.2", "127.0.0.1:5000/myapp:1.2"),
-            ("127.0.0.1:5000", "myapp", "127.0.0.1:5000/myapp:latest"),
-            ("127.0.0.1:5000", "team/app:1", "127.0.0.1:5000/team/app:1"),
-            ("127.0.0.1:5000", "ghcr.io/team/app:1", "127.0.0.1:5000/team/app:1"),
-            ("127.0.0.1:5000", "127.0.0.1:5000/app:1", "127.0.0.1:5000/app:1"),
-            ("registry.example.com/ns", "app:1", "registry.example.com/ns/app:1"),
-        ],
-    )
-    def test_target(self, registry: str, tag: str, target: str) -> None:
-        assert push_target(registry, tag) == target
 
 
 MARKER = "::imagebuilder-inventory::x::"
