@@ -12,7 +12,7 @@ from core.auth import Caller
 from core.db import session_scope
 from core.errors import Forbidden, Unauthenticated
 from core.settings import Settings
-from core.tokens import BOOTSTRAP_OWNER, authenticate
+from core.tokens import authenticate, ensure_bootstrap_token
 
 
 def bearer_token(request: Request) -> str | None:
@@ -26,18 +26,24 @@ def caller_from_request(request: Request, engine: Engine, settings: Settings) ->
     secret = bearer_token(request)
     if secret is None:
         raise Unauthenticated("Send a token: 'Authorization: Bearer <token>'.")
-    bootstrap = settings.bootstrap_token
-    # Checked without the database too, so the operator's token works even if storing it at
-    # start-up failed (the database was not up yet).
-    if bootstrap is not None and hmac.compare_digest(
-        secret.encode(), bootstrap.get_secret_value().encode()
-    ):
-        return Caller(owner=BOOTSTRAP_OWNER, admin=True)
     with session_scope(engine) as session:
         caller = authenticate(session, secret)
+        if caller is None and _is_bootstrap(secret, settings):
+            # Start-up could not store it (the database was not up yet): store it now. A
+            # bootstrap token that was revoked stays revoked, like any other.
+            token = ensure_bootstrap_token(session, secret)
+            if token.revoked_at is None:
+                caller = Caller(owner=token.owner, admin=True)
     if caller is None:
         raise Unauthenticated("The token is unknown or revoked.")
     return caller
+
+
+def _is_bootstrap(secret: str, settings: Settings) -> bool:
+    bootstrap = settings.bootstrap_token
+    return bootstrap is not None and hmac.compare_digest(
+        secret.encode(), bootstrap.get_secret_value().encode()
+    )
 
 
 def require_admin(caller: Caller) -> Caller:

@@ -5,6 +5,9 @@
     advisories status          when it was imported, from what, how many advisories, its age
     builds --base-digest D     the builds made on a base image digest (rebuild them with
                                POST /api/v1/admin/rebuild?base_digest=D)
+    tokens create --owner NAME [--admin]
+                               a new token, printed alone: how an operator gets back in after
+                               revoking every admin token, the bootstrap token included
 
 Uses the service's settings (IMAGEBUILDER_* environment) and database.
 """
@@ -18,8 +21,10 @@ from pathlib import Path
 
 from core.advisories import AdvisorySourceInvalid, database_status, load_osv, replace_advisories
 from core.db import get_engine, session_scope
+from core.errors import InvalidOption
 from core.rebuilds import builds_on_base
 from core.settings import get_settings
+from core.tokens import create_token
 
 
 def _write(text: str) -> None:
@@ -59,6 +64,17 @@ def _builds(digest: str, limit: int) -> int:
     return 0
 
 
+def _create_token(owner: str, admin: bool) -> int:
+    try:
+        with session_scope(get_engine(get_settings())) as session:
+            secret = create_token(session, owner=owner, admin=admin).secret
+    except InvalidOption as exc:
+        sys.stderr.write(f"tokens create: {exc.detail}\n")
+        return 1
+    _write(secret)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m core.admin", description=__doc__.split("\n")[0]
@@ -73,7 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     builds = commands.add_parser("builds", help="builds made on a base image digest")
     builds.add_argument("--base-digest", required=True, help="sha256:<hex>")
     builds.add_argument("--limit", type=int, default=100)
+    tokens = commands.add_parser("tokens", help="API tokens")
+    token_actions = tokens.add_subparsers(dest="action", required=True)
+    create = token_actions.add_parser("create", help="create a token and print it, once")
+    create.add_argument("--owner", required=True)
+    create.add_argument("--admin", action="store_true", help="an admin token")
     args = parser.parse_args(argv)
+    if args.command == "tokens":
+        return _create_token(args.owner, args.admin)
     if args.command == "advisories" and args.action == "import":
         return _import(args.path, args.allow_empty)
     if args.command == "advisories":

@@ -6,6 +6,7 @@ The route table below must name every /api route: a new route without an ownersh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,7 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.main import create_app
-from core.settings import Settings
+from core.admin import main as admin_main
+from core.settings import Settings, get_settings
 from tests.conftest import ADMIN_TOKEN, zip_project
 
 
@@ -189,3 +191,72 @@ class TestTokens:
         )
         assert response.status_code == 422
         assert response.json()["code"] == "invalid_option"
+
+    def test_a_revoked_bootstrap_token_is_revoked_everywhere(
+        self, tenants: Tenants, settings: Settings, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        admin = tenants.as_(ADMIN_TOKEN)
+        listed = tenants.client.get("/api/v1/tokens", headers=admin).json()
+        bootstrap_id = next(token["id"] for token in listed if token["owner"] == "admin")
+        assert tenants.client.delete(f"/api/v1/tokens/{bootstrap_id}", headers=admin).status_code
+        for path in ("/api/v1/builds", "/api/v1/tokens"):
+            response = tenants.client.get(path, headers=admin)
+            assert response.status_code == 401, path
+            assert response.json()["code"] == "unauthenticated"
+        # The way back in: the operator's command line on the server.
+        os.environ["IMAGEBUILDER_DATABASE_URL"] = settings.sqlalchemy_url
+        get_settings.cache_clear()
+        try:
+            assert admin_main(["tokens", "create", "--owner", "ops", "--admin"]) == 0
+        finally:
+            del os.environ["IMAGEBUILDER_DATABASE_URL"]
+            get_settings.cache_clear()
+        secret = capsys.readouterr().out.strip()
+        listed = tenants.client.get("/api/v1/tokens", headers=tenants.as_(secret))
+        assert listed.status_code == 200
+        assert {token["owner"] for token in listed.json()} == {"admin", "alice", "bob", "ops"}
+
+
+class TestImageNamespaces:
+    @pytest.mark.parametrize(
+        "tag", ["registry.example.com/other-team/app:1", "127.0.0.1:5000/app", "localhost/app"]
+    )
+    def test_a_tag_naming_a_registry_host_is_refused(self, tenants: Tenants, tag: str) -> None:
+        before = tenants.client.get("/api/v1/builds", headers=tenants.as_(tenants.alice)).json()
+        response = tenants.client.post(
+            "/api/v1/builds",
+            files={"source": ("p.zip", zip_project("passing"))},
+            data={"tag": tag},
+            headers=tenants.as_(tenants.alice),
+        )
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "tag_not_allowed"
+        after = tenants.client.get("/api/v1/builds", headers=tenants.as_(tenants.alice)).json()
+        assert after == before
+
+    def test_two_owners_with_the_same_tag_get_different_images(
+        self, tenants: Tenants, settings: Settings, sqlite_engine: Engine
+    ) -> None:
+        ids = []
+        for token in (tenants.alice, tenants.bob):
+            response = tenants.client.post(
+                "/api/v1/builds",
+                files={"source": ("p.zip", zip_project("passing"))},
+                data={"tag": "team/app:1"},
+                headers=tenants.as_(token),
+            )
+            assert response.status_code == 202, response.text
+            assert response.json()["options"]["tag"] == "team/app:1"
+            ids.append(response.json()["id"])
+        with sqlite_engine.connect() as connection:
+            tags = dict(
+                connection.exec_driver_sql(
+                    "SELECT id, image_tag FROM builds WHERE id IN (?, ?)", tuple(ids)
+                ).all()
+            )
+        namespace = settings.image_namespace
+        assert tags == {
+            ids[0]: f"{namespace}/alice/team/app:1",
+            ids[1]: f"{namespace}/bob/team/app:1",
+        }
