@@ -49,7 +49,7 @@ class Finding:
 
 def parse(text: str) -> list[Instruction]:
     """The instructions as BuildKit's parser reads them (DockerfileInvalid when it refuses)."""
-    return list(read_dockerfile(text).instructions)
+    return list(read_dockerfile(text, max_bytes=None).instructions)
 
 
 def lint(text: str, *, limit: int = MAX_FINDINGS) -> list[Finding]:

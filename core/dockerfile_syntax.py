@@ -114,10 +114,11 @@ class ImageUse:
 # --- reading ------------------------------------------------------------------------------------
 
 
-def parse(text: str, *, max_bytes: int = MAX_BYTES) -> Dockerfile:
-    """The Dockerfile as BuildKit's parser reads it; DockerfileInvalid when it is refused."""
+def parse(text: str, *, max_bytes: int | None = MAX_BYTES) -> Dockerfile:
+    """The Dockerfile as BuildKit's parser reads it; DockerfileInvalid when it is refused (also
+    when it is over `max_bytes`; None: the caller checked the size)."""
     size = len(text.encode("utf-8", "surrogatepass"))
-    if size > max_bytes:
+    if max_bytes is not None and size > max_bytes:
         raise DockerfileInvalid(
             f"the Dockerfile is {size} bytes; at most {max_bytes} bytes are accepted"
         )
@@ -346,7 +347,7 @@ def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[I
     arguments) substituted in FROM as BuildKit does. A `$` in a --from or from= value is refused
     (BuildKit versions expand it differently), and so is any substitution this cannot do exactly.
     """
-    parsed = parse(text)
+    parsed = parse(text, max_bytes=None)
     names = [stage.name for stage in parsed.stages if stage.name]
     values = _global_args(parsed, build_args or {})
     uses: list[ImageUse] = []
@@ -371,7 +372,7 @@ def image_uses(text: str, build_args: Mapping[str, str] | None = None) -> list[I
 
 def stage_bases(text: str, build_args: Mapping[str, str] | None = None) -> list[tuple[Stage, str]]:
     """Each stage with the image or stage its FROM names, global ARGs substituted."""
-    parsed = parse(text)
+    parsed = parse(text, max_bytes=None)
     values = _global_args(parsed, build_args or {})
     return [
         (stage, _expand(stage.base, values, parsed.escape, stage.line)) for stage in parsed.stages
@@ -425,7 +426,7 @@ def refused_build_args(names: Mapping[str, str] | list[str], text: str | None = 
     starting with BUILDKIT_ switch frontends, cache namespaces and other builder behaviour."""
     refused = [name for name in names if name.upper().startswith(BUILDKIT_ARG_PREFIX)]
     if text is not None:
-        for item in parse(text).instructions:
+        for item in parse(text, max_bytes=None).instructions:
             arg = item.trigger if item.trigger is not None else item
             if arg.keyword == "ARG":
                 refused += [
@@ -525,7 +526,7 @@ def scope_cache_mounts(text: str, scope: str) -> str:
     or one inside ONBUILD (it would run unscoped in a later build), is DockerfileInvalid."""
     if not _SCOPE.fullmatch(scope):
         raise ValueError(f"scope {scope!r}: letters, digits and ._/- only")
-    parsed = parse(text)
+    parsed = parse(text, max_bytes=None)
     lines = text.split("\n")
     rewritten: dict[int, list[Mount]] = {}
     for number, item in enumerate(parsed.instructions):

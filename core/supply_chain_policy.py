@@ -130,6 +130,17 @@ def is_allowed(reference: str, patterns: Iterable[str]) -> bool:
 
 # What BuildKit's parser finds (core.dockerfile_syntax); kept under its old name for callers.
 BaseImageUse = ImageUse
+__all__ = [
+    "BaseImageUse",
+    "ImageReference",
+    "Violation",
+    "blocking",
+    "check_base_images",
+    "final_base_image",
+    "image_uses",
+    "is_allowed",
+    "parse_reference",
+]
 
 
 @dataclass(frozen=True)
