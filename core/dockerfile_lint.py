@@ -10,9 +10,11 @@ The rules follow hadolint's most useful ones (its codes in brackets):
     IB006 pip install without --no-cache-dir (and no cache mount)   [DL3042]
     IB007 apt-get upgrade / dist-upgrade                            [DL3005]
 
-A missing HEALTHCHECK is fine. `frontend_reference` finds a `# syntax=` parser directive: BuildKit
+A missing HEALTHCHECK is fine. Instructions come from BuildKit's own parser
+(core.dockerfile_syntax), which also finds a syntax directive (`frontend_reference`): BuildKit
 would pull that image and run it as the Dockerfile frontend, foreign code inside the builder, so
-the pipeline refuses it (and the BUILDKIT_SYNTAX build argument, which does the same).
+the pipeline refuses it (and BUILDKIT_* build arguments, BUILDKIT_SYNTAX among them). Past
+MAX_FINDINGS, one last finding (IB000) counts the rest: a huge Dockerfile stays a short report.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ import shlex
 from dataclasses import asdict, dataclass
 from typing import Any
 
-_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
-_INSTRUCTION = re.compile(r"^\s*([A-Za-z]+)(?:\s+(.*))?$", re.S)
+from core.dockerfile_syntax import DockerfileInvalid, Instruction, frontend_reference, stage_bases
+from core.dockerfile_syntax import parse as read_dockerfile
+
+__all__ = ["FRONTEND_BUILD_ARG", "Finding", "Instruction", "frontend_reference", "lint", "parse"]
 FRONTEND_BUILD_ARG = "BUILDKIT_SYNTAX"
+
+MAX_FINDINGS = 100
 
 
 @dataclass(frozen=True)
@@ -41,79 +47,34 @@ class Finding:
         return f"line {self.line}: {self.rule} {self.message}"
 
 
-@dataclass(frozen=True)
-class Instruction:
-    line: int  # where it starts, 1-based
-    keyword: str  # upper case
-    arguments: str  # continuation lines joined, comments inside dropped
-
-
-def frontend_reference(text: str) -> str | None:
-    """The image named by a `# syntax=` parser directive, if the Dockerfile has one."""
-    for raw in text.lstrip("\ufeff").splitlines():
-        line = raw.strip()
-        match = _DIRECTIVE.match(line)
-        if match is None:
-            return None  # directives end at the first line that is not one
-        if match.group(1).lower() == "syntax":
-            return match.group(2)
-    return None
-
-
 def parse(text: str) -> list[Instruction]:
-    """Instructions with their first line numbers; continuation lines joined."""
-    escape = "\\"
-    for raw in text.lstrip("\ufeff").splitlines():
-        match = _DIRECTIVE.match(raw.strip())
-        if match is None:
-            break
-        if match.group(1).lower() == "escape" and match.group(2) in ("`", "\\"):
-            escape = match.group(2)
-    instructions: list[Instruction] = []
-    pending: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if pending and stripped.startswith("#"):
-            continue  # comment lines inside a continued instruction
-        if not pending:
-            start = number
-        if stripped.endswith(escape):
-            pending.append(stripped[:-1])
-            continue
-        pending.append(stripped)
-        match = _INSTRUCTION.match(" ".join(pending))
-        pending = []
-        if match:
-            instructions.append(Instruction(start, match.group(1).upper(), match.group(2) or ""))
-    return instructions
+    """The instructions as BuildKit's parser reads them (DockerfileInvalid when it refuses)."""
+    return list(read_dockerfile(text, max_bytes=None).instructions)
 
 
-def lint(text: str) -> list[Finding]:
+def lint(text: str, *, limit: int = MAX_FINDINGS) -> list[Finding]:
+    """The findings, sorted by line; past `limit`, one last finding counts the rest."""
     instructions = parse(text)
+    try:
+        bases = {stage.line: image for stage, image in stage_bases(text)}
+    except DockerfileInvalid:
+        bases = {}  # a base that cannot be resolved is the supply-chain check's business
     findings: list[Finding] = []
     stages: set[str] = set()
-    args: dict[str, str] = {}
     # The user each finished stage ends with: a stage built FROM another inherits it.
     stage_users: dict[str, tuple[str, int] | None] = {}
     current: str | None = None
     final_user: tuple[str, int] | None = None
     last_from = 0
     for item in instructions:
-        if item.keyword == "ARG" and last_from == 0:
-            name, _, default = item.arguments.partition("=")
-            args[name.strip()] = default.strip().strip("\"'")
-        elif item.keyword == "FROM":
+        if item.keyword == "FROM":
             if current is not None:
                 stage_users[current] = final_user
-            words = [w for w in item.arguments.split() if not w.startswith("--")]
-            parent = words[0].lower() if words else ""
+            parent = item.value[0].lower()
             final_user = stage_users.get(parent)
-            current = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
+            current = item.value[2].lower() if len(item.value) == 3 else None
             last_from = item.line
-            findings += _check_from(item, stages, args)
+            findings += _check_from(item, stages, bases.get(item.line))
         elif item.keyword == "USER":
             final_user = (item.arguments.split(":")[0].strip(), item.line)
         elif item.keyword == "RUN":
@@ -129,18 +90,18 @@ def lint(text: str) -> list[Finding]:
                 "the image runs as root: add `USER <non-root uid>` to the final stage",
             )
         )
-    return sorted(findings, key=lambda finding: (finding.line, finding.rule))
+    findings.sort(key=lambda finding: (finding.line, finding.rule))
+    if len(findings) > limit:
+        rest = len(findings) - limit
+        findings = findings[:limit]
+        findings.append(Finding("IB000", findings[-1].line, f"and {rest} more findings"))
+    return findings
 
 
-def _check_from(item: Instruction, stages: set[str], args: dict[str, str]) -> list[Finding]:
-    words = [w for w in item.arguments.split() if not w.startswith("--")]
-    if not words:
-        return []
-    image = words[0]
-    if len(words) >= 3 and words[1].lower() == "as":
-        stages.add(words[2].lower())
-    image = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1)) or m.group(0), image)
-    if image.lower() in stages or image == "scratch" or "$" in image or "@" in image:
+def _check_from(item: Instruction, stages: set[str], image: str | None) -> list[Finding]:
+    if len(item.value) == 3:
+        stages.add(item.value[2].lower())
+    if not image or image.lower() in stages or image == "scratch" or "@" in image:
         return []
     name = image.rsplit("/", 1)[-1]
     if ":" not in name:

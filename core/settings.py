@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Uploads and archives (checked while streaming and while extracting).
     max_upload_bytes: int = 50 * MiB
     max_uncompressed_bytes: int = 256 * MiB
+    # A project's own Dockerfile larger than this is refused before it is parsed.
+    max_dockerfile_bytes: int = 256 * 1024
     max_archive_entries: int = 10_000
     max_compression_ratio: float = 100.0
     # The ratio limit only applies to entries larger than this: tiny files compress absurdly well.

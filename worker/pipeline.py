@@ -10,8 +10,10 @@ Checks of the runtime image, after the tests pass:
 - boot: the inferred start command runs in a locked-down container (no network: a server on
   0.0.0.0 is probed from inside it on 127.0.0.1). A web app must answer HTTP on its port before a
   deadline, a command must exit 0 for `--help`; otherwise `boot_failed`, with its output.
-A project's own Dockerfile is linted (findings in the log and the plan) and refused when it names a
-remote frontend (`# syntax=`, or the BUILDKIT_SYNTAX build argument): `dockerfile_invalid`.
+A project's own Dockerfile is read by BuildKit's own parser (core.dockerfile_syntax) and linted
+(findings in the log and the plan); it is refused `dockerfile_invalid` when it is too large, names a
+remote frontend (a syntax directive), cannot be read with certainty, or when a build argument (or
+its ARG) starts with BUILDKIT_ (BUILDKIT_SYNTAX also picks a frontend).
 
 Every outcome is a terminal transition: the project's faults are `failed` with a code, a stop
 request is `cancelled`, a deadline is `timed_out`, and the service's faults are `error` (or the
@@ -24,7 +26,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import re
 import shutil
 import socket
 import time
@@ -43,7 +44,9 @@ from core.db import retrying, session_scope, utcnow
 from core.detect import DetectionError, Plan, detect
 from core.diagnose import classify_build_failure
 from core.dockerfile import CA_SECRET_ID, BaseImages, render
-from core.dockerfile_lint import FRONTEND_BUILD_ARG, frontend_reference, lint
+from core.dockerfile_lint import lint
+from core.dockerfile_syntax import DockerfileInvalid, image_uses, refused_build_args
+from core.dockerfile_syntax import parse as read_dockerfile
 from core.errors import ArchiveRejected
 from core.image_user import unprivileged_user
 from core.junit import parse_junit, summarize
@@ -247,15 +250,16 @@ class Pipeline:
     def _run(self, options: BuildOptions, tag: str, source: Path) -> Result:
         root = self._prepare(options, source)
         plan = self._plan(root, options)
-        if FRONTEND_BUILD_ARG in options.build_args:
+        buildkit_args = refused_build_args(list(options.build_args))
+        if buildkit_args:
             raise ProjectFault(
                 Failure(
                     "dockerfile_invalid",
-                    f"The build argument {FRONTEND_BUILD_ARG} selects a remote Dockerfile "
-                    "frontend (code that would run in the builder); it is refused.",
+                    f"The build argument {buildkit_args[0]} is read by BuildKit itself (BUILDKIT_* "
+                    "arguments pick frontends and cache namespaces); it is refused.",
                 )
             )
-        dockerfile, generated = self._dockerfile(root, plan)
+        dockerfile, generated = self._dockerfile(root, plan, options)
         dockerfile_text = dockerfile.read_text(encoding="utf-8", errors="replace")
         if not generated:
             refused = base_image_gate(self.settings, dockerfile_text, options, self.owner)
@@ -279,7 +283,11 @@ class Pipeline:
 
         if options.run_tests and plan.test_command is not None:
             self._phase(Phase.TESTING)
-            test_target = "test" if generated or _has_stage(dockerfile, "test") else None
+            test_target = (
+                "test"
+                if generated or read_dockerfile(dockerfile_text, max_bytes=None).has_stage("test")
+                else None
+            )
             test_image = image_id
             if test_target is not None:
                 test_image = self._build(root, dockerfile, test_target, options, generated)
@@ -385,10 +393,35 @@ class Pipeline:
     def _available_versions(self) -> list[str]:
         return available_python_versions(self.settings, self.docker)
 
-    def _dockerfile(self, root: Path, plan: Plan) -> tuple[Path, bool]:
+    def _dockerfile(self, root: Path, plan: Plan, options: BuildOptions) -> tuple[Path, bool]:
         if plan.dockerfile is not None:
             path = root / plan.dockerfile
+            size = path.stat().st_size
+            if size > self.settings.max_dockerfile_bytes:
+                raise ProjectFault(
+                    Failure(
+                        "dockerfile_invalid",
+                        f"{plan.dockerfile} is {size} bytes; at most "
+                        f"{self.settings.max_dockerfile_bytes} bytes are accepted.",
+                    )
+                )
             text = path.read_text(encoding="utf-8", errors="replace")
+            try:
+                read_dockerfile(text, max_bytes=self.settings.max_dockerfile_bytes)
+                refused = refused_build_args([], text)
+                image_uses(text, options.build_args)  # refuses what it cannot resolve
+            except DockerfileInvalid as exc:
+                raise ProjectFault(
+                    Failure("dockerfile_invalid", f"{plan.dockerfile} is refused: {exc}.")
+                ) from exc
+            if refused:
+                raise ProjectFault(
+                    Failure(
+                        "dockerfile_invalid",
+                        f"{plan.dockerfile} declares ARG {refused[0]}: BUILDKIT_* arguments are "
+                        "read by BuildKit itself, so they are refused.",
+                    )
+                )
             findings = lint(text)
             plan.dockerfile_findings = [finding.to_dict() for finding in findings]
             self.fields["plan"] = plan.to_dict()
@@ -397,16 +430,6 @@ class Pipeline:
             if not findings:
                 self.say(f"dockerfile: {plan.dockerfile}: no lint findings")
             self._save({"dockerfile": text, "plan": self.fields["plan"]})
-            frontend = frontend_reference(text)
-            if frontend is not None:
-                raise ProjectFault(
-                    Failure(
-                        "dockerfile_invalid",
-                        f"{plan.dockerfile} asks for the Dockerfile frontend {frontend!r} "
-                        "(# syntax=): that image would run in the builder, so it is refused. "
-                        "Remove the line; the built-in frontend is used.",
-                    )
-                )
             return path, False
         bases = BaseImages(
             builder=self.settings.builder_image(plan.python_version),
@@ -710,11 +733,6 @@ class Pipeline:
             except DockerUnavailable as exc:
                 log.warning("could not remove image %s of build %s: %s", image, self.build_id, exc)
         shutil.rmtree(self.workspace, ignore_errors=True)
-
-
-def _has_stage(dockerfile: Path, name: str) -> bool:
-    text = dockerfile.read_text(encoding="utf-8", errors="replace")
-    return re.search(rf"^\s*FROM\s+\S+\s+AS\s+{re.escape(name)}\s*$", text, re.I | re.M) is not None
 
 
 def finish(engine: Engine, build_id: str, result: Result) -> bool:

@@ -122,7 +122,8 @@ class TestLint:
     def test_escape_directive(self) -> None:
         text = "# escape=`\nFROM mcr.microsoft.com/windows:ltsc2022\nRUN a `\n  b\nUSER x\n"
 
-        assert [item.arguments for item in parse(text)][1] == "a  b"
+        # BuildKit drops the escape token and keeps the spaces around it.
+        assert [item.arguments for item in parse(text)][1] == "a   b"
 
     def test_findings_serialise(self) -> None:
         finding = lint("FROM python\n")[0]
