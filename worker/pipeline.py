@@ -45,7 +45,12 @@ from core.detect import DetectionError, Plan, detect
 from core.diagnose import classify_build_failure
 from core.dockerfile import CA_SECRET_ID, BaseImages, render
 from core.dockerfile_lint import lint
-from core.dockerfile_syntax import DockerfileInvalid, image_uses, refused_build_args
+from core.dockerfile_syntax import (
+    DockerfileInvalid,
+    image_uses,
+    refused_build_args,
+    scope_cache_mounts,
+)
 from core.dockerfile_syntax import parse as read_dockerfile
 from core.errors import ArchiveRejected
 from core.image_user import unprivileged_user
@@ -79,6 +84,8 @@ log = logging.getLogger(__name__)
 
 PYTEST_NO_TESTS = 5
 GENERATED_DOCKERFILE = "Dockerfile.imagebuilder"
+# The project's own Dockerfile as built (cache mounts scoped), beside the context, not in it.
+OWN_DOCKERFILE = "Dockerfile.project"
 # How long a web app may take to answer, and a command to finish `--help`.
 BOOT_SECONDS = 30
 _BOOT_DEADLINE = "boot_deadline"
@@ -410,6 +417,8 @@ class Pipeline:
                 read_dockerfile(text, max_bytes=self.settings.max_dockerfile_bytes)
                 refused = refused_build_args([], text)
                 image_uses(text, options.build_args)  # refuses what it cannot resolve
+                # What is built: the same file with every cache mount in the owner's scope.
+                scoped = scope_cache_mounts(text, cache_scope(self.owner))
             except DockerfileInvalid as exc:
                 raise ProjectFault(
                     Failure("dockerfile_invalid", f"{plan.dockerfile} is refused: {exc}.")
@@ -430,7 +439,9 @@ class Pipeline:
             if not findings:
                 self.say(f"dockerfile: {plan.dockerfile}: no lint findings")
             self._save({"dockerfile": text, "plan": self.fields["plan"]})
-            return path, False
+            built = self.workspace / OWN_DOCKERFILE
+            built.write_text(scoped, encoding="utf-8")
+            return built, False
         bases = BaseImages(
             builder=self.settings.builder_image(plan.python_version),
             runtime=self.settings.runtime_image(plan.python_version),

@@ -15,14 +15,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.redis, pytest.mar
 
 class TestThroughTheService:
     def test_a_passing_project_becomes_a_runnable_tested_image(self, service: Service) -> None:
-        tag = "imagebuilder-e2e/passing:1"
         with service.client() as client:
-            build_id = submit_project(client, "passing", tag=tag)
+            build_id = submit_project(client, "passing", tag="imagebuilder-e2e/passing:1")
             build = wait_for_build(client, build_id, finished, service)
             assert build["status"] == "succeeded", build
             assert build["tests"]["passed"] == 4
             assert build["tests"]["skipped"] == 1
-            assert build["image"]["tag"] == tag
+            # The image is the caller's (the admin's): in its namespace on the daemon.
+            tag = build["image"]["tag"]
+            namespace = service.settings.image_namespace
+            assert tag == f"{namespace}/admin/imagebuilder-e2e/passing:1"
+            assert build["options"]["tag"] == "imagebuilder-e2e/passing:1"
             assert build["image"]["size_bytes"] > 0
             assert [phase["phase"] for phase in build["phases"]] == [
                 "preparing",
@@ -99,13 +102,13 @@ class TestThroughTheService:
         assert left.stdout.strip() == ""
 
     def test_follow_streams_the_log_until_the_build_ends(self, service: Service) -> None:
-        tag = "imagebuilder-e2e/follow:1"
         with service.client() as client:
-            build_id = submit_project(client, "passing", tag=tag)
+            build_id = submit_project(client, "passing", tag="imagebuilder-e2e/follow:1")
             with client.stream("GET", f"/api/v1/builds/{build_id}/logs?follow=true") as response:
                 text = "".join(response.iter_text())
             build = client.get(f"/api/v1/builds/{build_id}").json()
             full_log = client.get(f"/api/v1/builds/{build_id}/logs").text
+        tag = build["image"]["tag"]
         DockerEngine(service.settings.docker_cli).remove_image(tag)
         assert build["status"] == "succeeded"
         # The stream ended by itself, with every line the worker wrote, once, in order.

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import CA_BUNDLE, ROOT, require, zip_project
 from tests.e2e.conftest import RedisServer, free_port
+from tests.factories import TEST_NAMESPACE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.postgres, pytest.mark.slow]
 
@@ -88,6 +89,7 @@ def test_the_service_image_serves_a_build(
         ]
     names = [f"ib-svc-api-{port}", f"ib-svc-worker-{port}"]
     tag = f"imagebuilder-e2e/service-image:{port}"
+    owned_tag = f"{TEST_NAMESPACE}/admin/{tag}"  # the admin's namespace on the daemon
     try:
         docker("run", "--rm", *common, service_image, "alembic", "upgrade", "head")
         docker(
@@ -155,10 +157,11 @@ def test_the_service_image_serves_a_build(
                 time.sleep(1)
         assert build["status"] == "succeeded", (build, docker("logs", names[1], check=False))
         assert build["tests"]["passed"] == 4
-        assert docker("image", "inspect", "-f", "{{.Id}}", tag) == build["image"]["id"]
+        assert build["image"]["tag"] == owned_tag
+        assert docker("image", "inspect", "-f", "{{.Id}}", owned_tag) == build["image"]["id"]
         assert "build_id" in docker("logs", names[1], check=False)  # JSON logs name the build
     finally:
         for name in names:
             docker("rm", "-f", name, check=False)
-        docker("rmi", "-f", tag, check=False)
+        docker("rmi", "-f", owned_tag, check=False)
         broker.stop()

@@ -46,7 +46,11 @@ class TestSuccessfulBuild:
             "errors": 0,
             "skipped": 1,
         }
-        info = builder.docker.image_info("imagebuilder-test/passing:1")
+        assert (
+            build.image_tag
+            == f"{builder.settings.image_namespace}/tester/imagebuilder-test/passing:1"
+        )
+        info = builder.docker.image_info(build.image_tag)
         assert info["Id"] == build.image_id
         assert build.image_size_bytes == info["Size"]
         # The runtime image runs as the non-root user and carries no test dependencies.

@@ -342,7 +342,9 @@ class TestPush:
         assert phases == [Phase.EXPORTING]
         push = fields["push"]
         assert isinstance(push, dict)
-        reference = f"{registry.host}/{built.tag}"
+        # The registry keeps the owner's path below its own: <registry>/<owner>/<tag>.
+        owned = built.tag.removeprefix(f"{built.settings.image_namespace}/")
+        reference = f"{registry.host}/{owned}"
         assert push["status"] == "succeeded"
         assert push["reference"] == reference
         assert str(push["digest"]).startswith("sha256:")
@@ -351,7 +353,7 @@ class TestPush:
         assert docker_engine.find_image(reference) is None  # the push tag is not left behind
 
         manifest = httpx.head(
-            f"http://{registry.host}/v2/{built.tag.rpartition(':')[0]}/manifests/latest",
+            f"http://{registry.host}/v2/{owned.rpartition(':')[0]}/manifests/latest",
             auth=(registry.username, registry.password),
             headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
         )

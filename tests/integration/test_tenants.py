@@ -250,7 +250,7 @@ class TestImageNamespaces:
             assert response.json()["options"]["tag"] == "team/app:1"
             ids.append(response.json()["id"])
         with sqlite_engine.connect() as connection:
-            tags = dict(
+            tags: dict[str, str] = dict(
                 connection.exec_driver_sql(
                     "SELECT id, image_tag FROM builds WHERE id IN (?, ?)", tuple(ids)
                 ).all()

@@ -26,7 +26,8 @@ class TestOwnerComponent:
     @pytest.mark.parametrize("owner", ["Alice", "bob@example.com", "x--y", "a_", "-"])
     def test_other_names_are_encoded_into_one_valid_component(self, owner: str) -> None:
         component = owner_component(owner)
-        assert "--" in component and "/" not in component
+        assert "--" in component
+        assert "/" not in component
         assert OwnedTag(owner, "app", "1").local(NAMESPACE).startswith(f"{NAMESPACE}/{component}/")
 
     def test_distinct_owners_never_share_a_component(self) -> None:
