@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,15 +40,26 @@ class Builder:
         self.tags: list[str] = []
         self.requeued: list[str] = []
 
-    def submit(self, project: str, **options: Any) -> str:
+    def submit(self, project: str, *, owner: str = "tester", **options: Any) -> str:
+        return self.submit_zip(zip_project(project), f"{project}.zip", owner=owner, **options)
+
+    def submit_files(self, files: dict[str, str], *, owner: str, **options: Any) -> str:
+        """A project made of `files` (path -> text), submitted as `owner`."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path, text in files.items():
+                archive.writestr(path, text)
+        return self.submit_zip(buffer.getvalue(), "project.zip", owner=owner, **options)
+
+    def submit_zip(self, data: bytes, filename: str, *, owner: str, **options: Any) -> str:
         uploaded = receive_upload(
-            [zip_project(project)], new_upload_path(self.settings), self.settings.max_upload_bytes
+            [data], new_upload_path(self.settings), self.settings.max_upload_bytes
         )
-        source = accept_source(uploaded, f"{project}.zip", self.settings)
+        source = accept_source(uploaded, filename, self.settings)
         with session_scope(self.engine) as session:
             build = create_build(
                 session,
-                caller=Caller("tester"),
+                caller=Caller(owner),
                 source=source,
                 options=BuildOptions.model_validate(options),
                 namespace=self.settings.image_namespace,
