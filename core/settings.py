@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # proxy). Passed to the build as a BuildKit secret: never stored in an image layer.
     ca_bundle: Path | None = None
     docker_cli: str = "docker"
+    # Whether the API process may talk to the build daemon (image export, readiness, the plan's
+    # available versions when bases are not pulled). Off where only workers reach the daemon
+    # (the compose file): export then points at the pushed image in the registry.
+    api_docker_access: bool = True
     # Every image a build creates is tagged `<image_namespace>/<owner>/<tag>` on the build daemon:
     # owners never name each other's images, the base images or anything else the service uses.
     image_namespace: str = "imagebuilder/owners"

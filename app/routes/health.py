@@ -60,6 +60,8 @@ def _check_broker(settings: Settings) -> str:
 
 
 def _check_docker(settings: Settings) -> str:
+    if not settings.api_docker_access:
+        return "ok"  # only workers talk to the build daemon; they report their own health
     try:
         engine = DockerEngine(settings.docker_cli, timeout=CHECK_TIMEOUT_SECONDS)
         try:

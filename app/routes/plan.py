@@ -23,7 +23,7 @@ from core.errors import ImageBuilderError, ServiceUnavailable
 from core.namespaces import cache_scope
 from core.options import BuildOptions
 from core.retention import ensure_disk_space
-from core.settings import Settings
+from core.settings import SUPPORTED_PYTHON_VERSIONS, Settings
 from core.sources import new_upload_path
 from core.workspace import ProjectRootMissing, project_root
 from worker.bases import available_python_versions
@@ -44,6 +44,21 @@ class PlanOut(BaseModel):
     generated: bool
 
 
+def _available_versions(settings: Settings) -> list[str]:
+    """The Python versions a build could use: every supported one where bases are pulled (or
+    where this API cannot see the build daemon), else those whose base images it holds."""
+    if settings.pull_base_images or not settings.api_docker_access:
+        return list(SUPPORTED_PYTHON_VERSIONS)
+    try:
+        docker_engine = DockerEngine(settings.docker_cli, timeout=10)
+        try:
+            return available_python_versions(settings, docker_engine)
+        finally:
+            docker_engine.close()
+    except DockerUnavailable as exc:
+        raise ServiceUnavailable(f"The Docker daemon is unavailable: {exc}") from exc
+
+
 def _plan(archive: Path, options: BuildOptions, settings: Settings, owner: str) -> PlanOut:
     settings.workspaces_dir.mkdir(parents=True, exist_ok=True)
     workspace = Path(tempfile.mkdtemp(prefix="plan-", dir=settings.workspaces_dir))
@@ -52,14 +67,7 @@ def _plan(archive: Path, options: BuildOptions, settings: Settings, owner: str) 
         extracted.mkdir()
         summary = extract_archive(archive, extracted, settings)
         root = project_root(extracted, summary, options.context_dir)
-        try:
-            docker_engine = DockerEngine(settings.docker_cli, timeout=10)
-            try:
-                versions = available_python_versions(settings, docker_engine)
-            finally:
-                docker_engine.close()
-        except DockerUnavailable as exc:
-            raise ServiceUnavailable(f"The Docker daemon is unavailable: {exc}") from exc
+        versions = _available_versions(settings)
         plan = detect(
             root,
             available_versions=versions,

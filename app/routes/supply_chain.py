@@ -105,6 +105,16 @@ def export_image(build: BuildForCaller, settings: SettingsDep) -> StreamingRespo
             + (", and its image was removed by retention" if build.purged_at else "")
             + ")."
         )
+    if not settings.api_docker_access:
+        pushed = build.push or {}
+        where = (
+            f"; pull it instead: docker pull {pushed['reference']}@{pushed['digest']}"
+            if pushed.get("digest")
+            else ""
+        )
+        raise ImageUnavailable(
+            f"This API has no access to the build daemon, so it cannot export images{where}."
+        )
     try:
         engine = DockerEngine(settings.docker_cli)
     except DockerUnavailable as exc:

@@ -13,7 +13,11 @@ from tests.conftest import ROOT, require
 
 def test_compose_file_is_valid_and_complete() -> None:
     require(shutil.which("docker-compose") is not None, "docker-compose (make test installs it)")
-    env = os.environ | {"POSTGRES_PASSWORD": "x" * 24, "IMAGEBUILDER_BOOTSTRAP_TOKEN": "y" * 32}
+    env = os.environ | {
+        "POSTGRES_PASSWORD": "x" * 24,
+        "IMAGEBUILDER_BOOTSTRAP_TOKEN": "y" * 32,
+        "REDIS_PASSWORD": "z" * 24,
+    }
     result = subprocess.run(
         ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
         capture_output=True,
@@ -36,7 +40,19 @@ def test_compose_file_is_valid_and_complete() -> None:
     for role in ("api", "worker", "beat", "migrate"):
         assert services[role]["image"] == "imagebuilder/service:latest"
         assert services[role]["environment"]["IMAGEBUILDER_ALLOWED_BASE_IMAGES"]
-        assert services[role]["environment"]["DOCKER_HOST"] == "tcp://builder-docker:2376"
+        assert services[role]["environment"]["IMAGEBUILDER_REDIS_URL"].startswith(
+            f"redis://:{'z' * 24}@"
+        )
+    # Only workers drive the build daemon; the API holds no credentials for it.
+    assert services["worker"]["environment"]["DOCKER_HOST"] == "tcp://builder-docker:2376"
+    assert "DOCKER_HOST" not in services["api"]["environment"]
+    assert services["api"]["environment"]["IMAGEBUILDER_API_DOCKER_ACCESS"] == "false"
+    assert not any("certs" in str(volume) for volume in services["api"].get("volumes", []))
+    # The build daemon (and every container it runs) shares no network with the state.
+    assert set(services["builder-docker"]["networks"]) == {"build"}
+    for state in ("postgres", "redis", "api"):
+        assert "build" not in services[state]["networks"], state
+    assert "--requirepass" in services["redis"]["command"]
     # Builds never use the host's Docker socket.
     mounts = [str(volume) for service in services.values() for volume in service.get("volumes", [])]
     assert not any("docker.sock" in mount for mount in mounts)

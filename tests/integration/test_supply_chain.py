@@ -37,7 +37,7 @@ from core.tokens import create_token
 from core.transitions import transition
 from core.uploads import receive_upload
 from core.webhooks import SIGNATURE_HEADER, verify
-from tests.conftest import ROOT, test_settings, zip_project
+from tests.conftest import ADMIN_TOKEN, ROOT, test_settings, zip_project
 from tests.factories import queued_build, stored_source
 from tests.integration.test_api import assert_problem, queued_messages
 from worker.celery_app import create_celery
@@ -216,6 +216,31 @@ class TestArtifactRoutes:
     ) -> None:
         build_id = queued_build(sqlite_engine)
         assert_problem(client.get(f"/api/v1/builds/{build_id}/image"), 409, "image_unavailable")
+
+    def test_an_api_without_the_build_daemon_points_at_the_registry(
+        self, settings: Settings, sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # No daemon anywhere this API could reach: it must not need one.
+        monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        app = create_app(settings.model_copy(update={"api_docker_access": False}))
+        build_id = queued_build(sqlite_engine)
+        reference = "registry:5000/ci/admin/app:1"
+        finish_build(
+            sqlite_engine,
+            build_id,
+            BuildStatus.SUCCEEDED,
+            image_id="sha256:" + "ab" * 32,
+            push={"status": "succeeded", "reference": reference, "digest": DIGEST},
+        )
+        with TestClient(app, raise_server_exceptions=False) as client:
+            client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+            export = client.get(f"/api/v1/builds/{build_id}/image")
+            assert_problem(export, 409, "image_unavailable")
+            assert f"docker pull {reference}@{DIGEST}" in export.json()["detail"]
+            ready = client.get("/readyz")
+            assert ready.json()["checks"]["docker"] == "ok"
+            plan = client.post("/api/v1/plan", files={"source": ("p.zip", zip_project("passing"))})
+            assert plan.status_code == 200, plan.text
 
     def test_routes_are_in_the_openapi_document(self, client: TestClient) -> None:
         paths = client.get("/openapi.json").json()["paths"]
