@@ -78,6 +78,15 @@ def resolve_user(spec: str, passwd: str | None, group: str | None) -> ResolvedUs
     return ResolvedUser(uid, gid)
 
 
+def needs_image_files(spec: str) -> bool:
+    """Whether resolving `spec` reads the image's /etc/passwd or /etc/group: not for `uid:gid`,
+    nor for no user at all (root)."""
+    if spec == "":
+        return False
+    name, _, group = spec.partition(":")
+    return _number(name) is None or _number(group) is None
+
+
 def unprivileged_user(spec: str, passwd: str | None, group: str | None) -> tuple[str, str]:
     """The user to run an image's tests and checks as, numeric, and why: the image's own user
     unless that is uid 0 (however spelled) or cannot be resolved; then nobody."""

@@ -53,7 +53,7 @@ from core.dockerfile_syntax import (
 )
 from core.dockerfile_syntax import parse as read_dockerfile
 from core.errors import ArchiveRejected
-from core.image_user import unprivileged_user
+from core.image_user import needs_image_files, unprivileged_user
 from core.junit import parse_junit, summarize
 from core.logs import LogSink, LogStream
 from core.models import Build
@@ -508,9 +508,9 @@ class Pipeline:
         spelled, through the image's own /etc/passwd): then nobody. Resolved once per image."""
         if image_id not in self._users:
             spec = (self.docker.image_info(image_id).get("Config") or {}).get("User") or ""
-            files = self.docker.read_image_files(
-                image_id, ["/etc/passwd", "/etc/group"], build_id=self.build_id
-            )
+            files: dict[str, str | None] = {"/etc/passwd": None, "/etc/group": None}
+            if needs_image_files(spec):
+                files = self.docker.read_image_files(image_id, list(files), build_id=self.build_id)
             user, why = unprivileged_user(spec, files["/etc/passwd"], files["/etc/group"])
             self.say(f"user: {why}")
             self._users[image_id] = user

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from core.image_user import NOBODY, ResolvedUser, UserNotResolved, resolve_user, unprivileged_user
+from core.image_user import (
+    NOBODY,
+    ResolvedUser,
+    UserNotResolved,
+    needs_image_files,
+    resolve_user,
+    unprivileged_user,
+)
 
 PASSWD = """root:x:0:0:root:/root:/bin/sh
 toor:x:0:0:another root:/root:/bin/sh
@@ -38,6 +45,15 @@ class TestResolveUser:
             resolve_user("app:ghosts", PASSWD, GROUP)
         with pytest.raises(UserNotResolved):
             resolve_user("app", None, None)
+
+
+class TestNeedsImageFiles:
+    @pytest.mark.parametrize(
+        ("spec", "needed"),
+        [("10001:10001", False), ("10001", True), ("app:1", True), ("", False), ("0:app", True)],
+    )
+    def test_only_numbers_on_both_sides_need_no_files(self, spec: str, needed: bool) -> None:
+        assert needs_image_files(spec) is needed
 
 
 class TestUnprivilegedUser:
