@@ -293,7 +293,7 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
         [str(REGISTRY), "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # generous: CI shares two cores
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 401:
