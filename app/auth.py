@@ -9,7 +9,7 @@ from fastapi import Request
 from sqlalchemy import Engine
 
 from core.auth import Caller
-from core.db import session_scope
+from core.db import read_scope
 from core.errors import Forbidden, Unauthenticated
 from core.settings import Settings
 from core.tokens import BOOTSTRAP_OWNER, authenticate
@@ -33,7 +33,7 @@ def caller_from_request(request: Request, engine: Engine, settings: Settings) ->
         secret.encode(), bootstrap.get_secret_value().encode()
     ):
         return Caller(owner=BOOTSTRAP_OWNER, admin=True)
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:
         caller = authenticate(session, secret)
     if caller is None:
         raise Unauthenticated("The token is unknown or revoked.")

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from app.auth import caller_from_request, require_admin
 from app.logstream import LogHub
+from app.quotas import OwnerSlots
 from core.auth import Caller
 from core.builds import get_build
-from core.db import session_factory
+from core.db import read_scope, session_factory
 from core.models import Build
 from core.settings import Settings
 
@@ -34,6 +35,16 @@ def _log_hub(request: Request) -> LogHub:
     return hub
 
 
+def _followers(request: Request) -> OwnerSlots:
+    slots: OwnerSlots = request.app.state.follower_slots
+    return slots
+
+
+def _exports(request: Request) -> OwnerSlots:
+    slots: OwnerSlots = request.app.state.export_slots
+    return slots
+
+
 def _celery(request: Request) -> Celery:
     celery: Celery = request.app.state.celery
     return celery
@@ -41,6 +52,8 @@ def _celery(request: Request) -> Celery:
 
 def _session(engine: Annotated[Engine, Depends(_engine)]) -> Iterator[Session]:
     # Handlers that write commit explicitly (before anything is queued); anything else rolls back.
+    # Only handlers use it, never another dependency: the session's connection is then taken and
+    # used inside the handler's own thread (FastAPI closes it on a thread no pool limits).
     with session_factory(engine)() as session:
         yield session
 
@@ -61,6 +74,8 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[Engine, Depends(_engine)]
 CeleryDep = Annotated[Celery, Depends(_celery)]
 LogHubDep = Annotated[LogHub, Depends(_log_hub)]
+FollowerSlots = Annotated[OwnerSlots, Depends(_followers)]
+ExportSlots = Annotated[OwnerSlots, Depends(_exports)]
 # scope="function": the session closes when the handler returns, before a streamed body is sent,
 # so no transaction stays open while a log is followed.
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
@@ -68,8 +83,16 @@ CurrentCaller = Annotated[Caller, Depends(_caller)]
 AdminCaller = Annotated[Caller, Depends(_admin)]
 
 
-def _build_for_caller(build_id: str, session: SessionDep, caller: CurrentCaller) -> Build:
-    return get_build(session, build_id, caller, with_events=True)
+def load_build(engine: Engine, build_id: str, caller: Caller) -> Build:
+    """The build with its history, detached: read in one short session whose connection is back
+    in the pool before this returns, so nothing is held while the request waits for its next
+    thread or its handler."""
+    with read_scope(engine) as session:
+        return get_build(session, build_id, caller, with_events=True)
+
+
+def _build_for_caller(build_id: str, engine: EngineDep, caller: CurrentCaller) -> Build:
+    return load_build(engine, build_id, caller)
 
 
 BuildForCaller = Annotated[Build, Depends(_build_for_caller)]

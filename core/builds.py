@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from core.auth import Caller
 from core.db import utcnow
@@ -128,8 +128,17 @@ def list_builds(
     limit: int = 20,
     cursor: str | None = None,
 ) -> Page:
-    """The caller's builds, newest first (ids sort by creation time)."""
-    query = select(Build).options(selectinload(Build.events)).order_by(Build.id.desc())
+    """The caller's builds, newest first (ids sort by creation time), without their large columns
+    (plan, Dockerfile), which only the single build's resource carries."""
+    query = (
+        select(Build)
+        .options(
+            selectinload(Build.events),
+            defer(Build.plan, raiseload=True),
+            defer(Build.dockerfile, raiseload=True),
+        )
+        .order_by(Build.id.desc())
+    )
     if not caller.admin:
         query = query.where(Build.owner == caller.owner)
     if status is not None:
@@ -144,6 +153,8 @@ def list_builds(
 
 def request_cancel(session: Session, build: Build) -> None:
     """Cancel a queued build at once; ask the worker of a running one to stop it."""
+    # This session's copy: the caller's may have been read by another, closed session.
+    build = session.get_one(Build, build.id)
     if build.status.terminal:
         raise BuildIsTerminal(f"Build {build.id} already ended as {build.status}.")
     if transition(

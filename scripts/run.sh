@@ -32,8 +32,8 @@ trap stop INT TERM EXIT
 .venv/bin/celery -A worker.celery_app worker --beat --loglevel INFO --concurrency 2 -O fair \
     --schedule "$IMAGEBUILDER_DATA_DIR/celerybeat-schedule" &
 pids+=($!)
-.venv/bin/uvicorn --factory app.main:app_factory --host "$IMAGEBUILDER_HOST" \
-    --port "$IMAGEBUILDER_PORT" --no-access-log &
+# IMAGEBUILDER_API_WORKERS processes (default 1), sized with the database pool (core/settings.py).
+.venv/bin/python -m app.serve --no-access-log &
 pids+=($!)
 echo "imagebuilder: API on http://$IMAGEBUILDER_HOST:$IMAGEBUILDER_PORT, data in $IMAGEBUILDER_DATA_DIR (Ctrl-C stops)"
 wait -n "${pids[@]}"

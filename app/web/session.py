@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from app.deps import EngineDep
 from core.auth import Caller
-from core.db import session_scope
+from core.db import read_scope
 from core.errors import Forbidden, Unauthenticated
 
 SESSION_COOKIE = "ib_session"
@@ -138,9 +138,9 @@ def authenticate_token(engine: Engine, token: str) -> Caller | None:
 
     if not valid_token_text(token):
         return None
-    # A short session of its own: a request dependency's session would stay open (and on SQLite
-    # hold the write lock) for the whole of a streamed upload.
-    with session_scope(engine) as session:
+    # A short session of its own: a request dependency's session would stay open for the whole
+    # of a streamed upload.
+    with read_scope(engine) as session:
         return authenticate(session, token)
 
 
