@@ -24,6 +24,7 @@ from core.errors import (
     SourceUnavailable,
 )
 from core.ids import new_build_id
+from core.metrics import count_created
 from core.models import Build, BuildEvent
 from core.options import BuildOptions
 from core.settings import Settings
@@ -65,6 +66,7 @@ def create_build(
     )
     session.add(build)
     session.add(BuildEvent(build_id=build_id, at=now, status=BuildStatus.QUEUED))
+    count_created(session, source.size_bytes)
     session.flush()
     return build
 
