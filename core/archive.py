@@ -222,7 +222,7 @@ def _count_entries(raw: BinaryIO, limit: int) -> int:
     if eocd_at < 0 or len(tail) - eocd_at < _EOCD.size:
         return 0
     fields = _EOCD.unpack_from(tail, eocd_at)
-    declared, directory_size = fields[4], fields[5]
+    declared, directory_size = int(fields[4]), int(fields[5])
     directory_end = tail_at + eocd_at
     locator_at = eocd_at - _ZIP64_LOCATOR.size
     if locator_at >= 0 and tail[locator_at : locator_at + 4] == b"PK\x06\x07":
@@ -235,7 +235,7 @@ def _count_entries(raw: BinaryIO, limit: int) -> int:
         if len(record) < _ZIP64_EOCD.size or record[:4] != b"PK\x06\x06":
             return 0
         zip64 = _ZIP64_EOCD.unpack(record)
-        declared, directory_size = zip64[7], zip64[8]
+        declared, directory_size = int(zip64[7]), int(zip64[8])
         directory_end = record_at
     if declared > limit:
         return declared
@@ -252,8 +252,8 @@ def _walk_directory(raw: BinaryIO, start: int, end: int, limit: int) -> int:
         if len(header) < _CENTRAL_HEADER.size or header[:4] != b"PK\x01\x02":
             break
         fields = _CENTRAL_HEADER.unpack(header)
-        name_length, extra_length, comment_length = fields[10], fields[11], fields[12]
-        at += _CENTRAL_HEADER.size + name_length + extra_length + comment_length
+        # After the fixed part: the name, the extra field and the comment (lengths 10-12).
+        at += _CENTRAL_HEADER.size + int(fields[10]) + int(fields[11]) + int(fields[12])
         count += 1
     return count
 
