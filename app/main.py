@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
 from app import problems, web
+from app.limits import BodyLimit
 from app.logstream import LogHub
 from app.quotas import OwnerSlots
 from app.routes import builds, health, metrics, plan, supply_chain, tokens
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.export_slots = OwnerSlots("image exports", settings.max_exports_per_owner)
     app.state.celery = create_celery(settings)
     problems.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
     app.include_router(builds.router)
     app.include_router(plan.router)
     app.include_router(supply_chain.router)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, defer, selectinload
 
 from core.auth import Caller
@@ -25,7 +25,7 @@ from core.errors import (
 )
 from core.ids import new_build_id
 from core.metrics import count_created
-from core.models import Build, BuildEvent
+from core.models import Build, BuildEvent, SubmissionAttempt
 from core.options import BuildOptions
 from core.settings import Settings
 from core.sources import StoredSource, source_path
@@ -72,20 +72,30 @@ def create_build(
 
 
 def check_submission_rate(session: Session, caller: Caller, per_minute: int) -> None:
-    """Raise RateLimited when `caller`'s owner submitted `per_minute` builds in the last minute."""
-    window_start = utcnow() - timedelta(minutes=1)
+    """Count an upload, /plan call or rebuild against `caller`'s owner, before any of its work:
+    RateLimited when the owner already made `per_minute` in the last minute (accepted or not)."""
+    now = utcnow()
+    window_start = now - timedelta(minutes=1)
+    session.execute(
+        delete(SubmissionAttempt).where(
+            SubmissionAttempt.owner == caller.owner, SubmissionAttempt.at <= window_start
+        )
+    )
     recent = session.scalars(
-        select(Build.created_at)
-        .where(Build.owner == caller.owner, Build.created_at > window_start)
-        .order_by(Build.created_at)
+        select(SubmissionAttempt.at)
+        .where(SubmissionAttempt.owner == caller.owner)
+        .order_by(SubmissionAttempt.at)
         .limit(per_minute)
     ).all()
     if len(recent) >= per_minute:
         wait = (recent[0] - window_start).total_seconds()
         raise RateLimited(
-            f"{caller.owner} submitted {per_minute} builds in the last minute; try again shortly.",
+            f"{caller.owner} made {per_minute} submissions in the last minute (rejected uploads "
+            "count too); try again shortly.",
             retry_after=max(1, math.ceil(wait)),
         )
+    session.add(SubmissionAttempt(owner=caller.owner, at=now))
+    session.flush()
 
 
 def get_build(

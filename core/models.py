@@ -197,3 +197,15 @@ class MetricCounter(Base):
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class SubmissionAttempt(Base):
+    """One upload, /plan call or rebuild an owner asked for, accepted or not: what the per-owner
+    rate counts, so rejected uploads cost their sender too. Rows older than the window go."""
+
+    __tablename__ = "submission_attempts"
+    __table_args__ = (Index("ix_submission_attempts_owner_at", "owner", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
