@@ -159,6 +159,11 @@ def read_scope(engine: Engine) -> Iterator[Session]:
     """A session that only reads: on SQLite it takes no lock, so readers never queue behind the
     worker's log writes. Its connection goes back to the pool when the block ends: use it inside
     one blocking call, never across an await or a hop between threads."""
-    reader = engine.execution_options(**{READ_ONLY: True})
-    with Session(reader, expire_on_commit=False) as session:
+    with Session(_reader(engine), expire_on_commit=False) as session:
         yield session
+
+
+@functools.cache
+def _reader(engine: Engine) -> Engine:
+    # One per engine, made once: the same pool, with the read-only option on every connection.
+    return engine.execution_options(**{READ_ONLY: True})
