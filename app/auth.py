@@ -9,7 +9,7 @@ from fastapi import Request
 from sqlalchemy import Engine
 
 from core.auth import Caller
-from core.db import session_scope
+from core.db import read_scope, session_scope
 from core.errors import Forbidden, Unauthenticated
 from core.settings import Settings
 from core.tokens import authenticate, ensure_bootstrap_token
@@ -26,11 +26,12 @@ def caller_from_request(request: Request, engine: Engine, settings: Settings) ->
     secret = bearer_token(request)
     if secret is None:
         raise Unauthenticated("Send a token: 'Authorization: Bearer <token>'.")
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:
         caller = authenticate(session, secret)
-        if caller is None and _is_bootstrap(secret, settings):
-            # Start-up could not store it (the database was not up yet): store it now. A
-            # bootstrap token that was revoked stays revoked, like any other.
+    if caller is None and _is_bootstrap(secret, settings):
+        # Start-up could not store it (the database was not up yet): store it now. A
+        # bootstrap token that was revoked stays revoked, like any other.
+        with session_scope(engine) as session:
             token = ensure_bootstrap_token(session, secret)
             if token.revoked_at is None:
                 caller = Caller(owner=token.owner, admin=True)

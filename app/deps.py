@@ -1,4 +1,7 @@
-"""Typed dependencies: settings, a database session, the caller, and a build the caller may see."""
+"""Typed dependencies: settings, a database session, the caller, and a build the caller may see.
+
+Dependencies that only read app state are `async def`: FastAPI runs a plain `def` dependency on a
+worker thread, and a thread hop costs far more than reading an attribute."""
 
 from __future__ import annotations
 
@@ -12,35 +15,48 @@ from sqlalchemy.orm import Session
 
 from app.auth import caller_from_request, require_admin
 from app.logstream import LogHub
+from app.quotas import OwnerSlots
 from core.auth import Caller
 from core.builds import get_build
-from core.db import session_factory
+from core.db import read_scope, session_factory
 from core.models import Build
 from core.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _engine(request: Request) -> Engine:
+async def _engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def _log_hub(request: Request) -> LogHub:
+async def _log_hub(request: Request) -> LogHub:
     hub: LogHub = request.app.state.log_hub
     return hub
 
 
-def _celery(request: Request) -> Celery:
+async def _followers(request: Request) -> OwnerSlots:
+    slots: OwnerSlots = request.app.state.follower_slots
+    return slots
+
+
+async def _exports(request: Request) -> OwnerSlots:
+    slots: OwnerSlots = request.app.state.export_slots
+    return slots
+
+
+async def _celery(request: Request) -> Celery:
     celery: Celery = request.app.state.celery
     return celery
 
 
 def _session(engine: Annotated[Engine, Depends(_engine)]) -> Iterator[Session]:
     # Handlers that write commit explicitly (before anything is queued); anything else rolls back.
+    # Only handlers use it, never another dependency: the session's connection is then taken and
+    # used inside the handler's own thread (FastAPI closes it on a thread no pool limits).
     with session_factory(engine)() as session:
         yield session
 
@@ -53,7 +69,7 @@ def _caller(
     return caller_from_request(request, engine, settings)
 
 
-def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+async def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
     return require_admin(caller)
 
 
@@ -61,6 +77,8 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[Engine, Depends(_engine)]
 CeleryDep = Annotated[Celery, Depends(_celery)]
 LogHubDep = Annotated[LogHub, Depends(_log_hub)]
+FollowerSlots = Annotated[OwnerSlots, Depends(_followers)]
+ExportSlots = Annotated[OwnerSlots, Depends(_exports)]
 # scope="function": the session closes when the handler returns, before a streamed body is sent,
 # so no transaction stays open while a log is followed.
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
@@ -68,8 +86,16 @@ CurrentCaller = Annotated[Caller, Depends(_caller)]
 AdminCaller = Annotated[Caller, Depends(_admin)]
 
 
-def _build_for_caller(build_id: str, session: SessionDep, caller: CurrentCaller) -> Build:
-    return get_build(session, build_id, caller, with_events=True)
+def load_build(engine: Engine, build_id: str, caller: Caller) -> Build:
+    """The build with its history, detached: read in one short session whose connection is back
+    in the pool before this returns, so nothing is held while the request waits for its next
+    thread or its handler."""
+    with read_scope(engine) as session:
+        return get_build(session, build_id, caller, with_events=True)
+
+
+def _build_for_caller(build_id: str, engine: EngineDep, caller: CurrentCaller) -> Build:
+    return load_build(engine, build_id, caller)
 
 
 BuildForCaller = Annotated[Build, Depends(_build_for_caller)]

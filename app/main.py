@@ -6,11 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
 from app import problems, web
+from app.limits import BodyLimit
 from app.logstream import LogHub
+from app.quotas import OwnerSlots
 from app.routes import builds, health, metrics, plan, supply_chain, tokens
 from core.db import get_engine, session_scope
 from core.logjson import configure_logging
@@ -28,6 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Blocking handlers run on this many threads, no more than the pool has connections.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         if settings.bootstrap_token is not None:
             secret = settings.bootstrap_token.get_secret_value()
             try:
@@ -48,8 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.log_hub = LogHub(engine)
+    app.state.follower_slots = OwnerSlots("live-log followers", settings.max_followers_per_owner)
+    app.state.export_slots = OwnerSlots("image exports", settings.max_exports_per_owner)
     app.state.celery = create_celery(settings)
     problems.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
     app.include_router(builds.router)
     app.include_router(plan.router)
     app.include_router(supply_chain.router)

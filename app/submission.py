@@ -54,8 +54,9 @@ def given(**options: str | None) -> dict[str, str]:
     return {name: value for name, value in options.items() if value is not None}
 
 
-def _admit(engine: Engine, settings: Settings, caller: Caller) -> None:
-    """Refuse before reading a byte: a full disk (503) or an owner over its rate (429)."""
+def admit(engine: Engine, settings: Settings, caller: Caller) -> None:
+    """Refuse before reading a byte: a full disk (503) or an owner over its rate (429). The
+    attempt is counted whether or not the upload is then accepted."""
     ensure_disk_space(settings)
     with session_scope(engine) as session:
         build_service.check_submission_rate(session, caller, settings.submissions_per_minute)
@@ -87,7 +88,7 @@ async def submit_upload(
 ) -> BuildOut:
     """Stream the request's zip to disk, check it and the options, record the build (committed),
     then queue it. `options` (query parameters) are overridden by form fields."""
-    await run_in_threadpool(_admit, engine, settings, caller)
+    await run_in_threadpool(admit, engine, settings, caller)
     partial = new_upload_path(settings)
     upload = await read_upload(request, partial, settings.max_upload_bytes)
     try:

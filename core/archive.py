@@ -99,7 +99,7 @@ class ArchiveSummary:
 
 def inspect_archive(path: Path, settings: Settings) -> ArchiveSummary:
     """Validate the zip at `path` from its central directory alone; ArchiveRejected if unsafe."""
-    with _open_zip(path) as archive:
+    with _open_zip(path, settings) as archive:
         return _inspect(archive, settings).summary
 
 
@@ -109,7 +109,7 @@ def extract_archive(path: Path, dest: Path, settings: Settings) -> ArchiveSummar
     Nothing is written outside `dest`; on any failure `dest` is left empty.
     """
     root = _empty_directory(dest)
-    with _open_zip(path) as archive, path.open("rb") as raw:
+    with _open_zip(path, settings) as archive, path.open("rb") as raw:
         plan = _inspect(archive, settings)
         try:
             _extract_entries(raw, plan.entries, root, settings)
@@ -140,8 +140,12 @@ class _Plan:
 
 
 @contextlib.contextmanager
-def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
+def _open_zip(path: Path, settings: Settings) -> Iterator[zipfile.ZipFile]:
     with path.open("rb") as raw:
+        # zipfile builds an object per central directory entry before anyone can count them: a
+        # few MiB of directory can hold a million entries and cost seconds and hundreds of MiB.
+        _check_entry_count(_count_entries(raw, settings.max_archive_entries), settings)
+        raw.seek(0)
         try:
             archive = zipfile.ZipFile(raw)
         except UnicodeDecodeError as exc:
@@ -191,6 +195,67 @@ def _check_entry_count(count: int, settings: Settings) -> None:
             f"The archive has {count} entries; the limit is {settings.max_archive_entries}. "
             "Leave out virtualenvs, node_modules, caches and build output.",
         )
+
+
+# The end of central directory record (APPNOTE 4.3.16), its Zip64 locator and record (4.3.14-15).
+_EOCD = struct.Struct("<4s4H2LH")
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+_CENTRAL_HEADER = struct.Struct("<4s6H3L5H2L")
+_MAX_COMMENT = 0xFFFF
+
+
+def _count_entries(raw: BinaryIO, limit: int) -> int:
+    """The number of central directory entries, counted from the end of central directory
+    record and by walking the directory's headers (never more than `limit` + 1 of them). Only a
+    count: anything malformed returns 0 and is left to zipfile to report."""
+    size = raw.seek(0, os.SEEK_END)
+    tail_at = max(0, size - _EOCD.size - _MAX_COMMENT)
+    raw.seek(tail_at)
+    tail = raw.read()
+    # As zipfile looks for it: at the very end (no comment), else the last signature.
+    no_comment = len(tail) - _EOCD.size
+    if no_comment >= 0 and tail[no_comment:].startswith(b"PK\x05\x06") and tail[-2:] == b"\0\0":
+        eocd_at = no_comment
+    else:
+        eocd_at = tail.rfind(b"PK\x05\x06")
+    if eocd_at < 0 or len(tail) - eocd_at < _EOCD.size:
+        return 0
+    fields = _EOCD.unpack_from(tail, eocd_at)
+    declared, directory_size = int(fields[4]), int(fields[5])
+    directory_end = tail_at + eocd_at
+    locator_at = eocd_at - _ZIP64_LOCATOR.size
+    if locator_at >= 0 and tail[locator_at : locator_at + 4] == b"PK\x06\x07":
+        # As zipfile reads it: the Zip64 record sits right before its locator.
+        record_at = tail_at + locator_at - _ZIP64_EOCD.size
+        if record_at < 0:
+            return 0
+        raw.seek(record_at)
+        record = raw.read(_ZIP64_EOCD.size)
+        if len(record) < _ZIP64_EOCD.size or record[:4] != b"PK\x06\x06":
+            return 0
+        zip64 = _ZIP64_EOCD.unpack(record)
+        declared, directory_size = int(zip64[7]), int(zip64[8])
+        directory_end = record_at
+    if declared > limit:
+        return declared
+    # The directory may hold more entries than the record declares: zipfile reads all it finds.
+    start = directory_end - directory_size
+    return 0 if start < 0 else _walk_directory(raw, start, directory_end, limit)
+
+
+def _walk_directory(raw: BinaryIO, start: int, end: int, limit: int) -> int:
+    count, at = 0, start
+    while at < end and count <= limit:
+        raw.seek(at)
+        header = raw.read(_CENTRAL_HEADER.size)
+        if len(header) < _CENTRAL_HEADER.size or header[:4] != b"PK\x01\x02":
+            break
+        fields = _CENTRAL_HEADER.unpack(header)
+        # After the fixed part: the name, the extra field and the comment (lengths 10-12).
+        at += _CENTRAL_HEADER.size + int(fields[10]) + int(fields[11]) + int(fields[12])
+        count += 1
+    return count
 
 
 def _data_end_limits(infos: list[zipfile.ZipInfo], central_directory_at: int) -> list[int]:

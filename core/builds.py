@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.orm import Session, defer, selectinload
 
 from core.auth import Caller
 from core.db import utcnow
@@ -24,7 +24,8 @@ from core.errors import (
     SourceUnavailable,
 )
 from core.ids import new_build_id
-from core.models import Build, BuildEvent
+from core.metrics import count_created
+from core.models import Build, BuildEvent, SubmissionAttempt
 from core.namespaces import OwnedTag
 from core.options import BuildOptions
 from core.settings import Settings
@@ -66,25 +67,36 @@ def create_build(
     )
     session.add(build)
     session.add(BuildEvent(build_id=build_id, at=now, status=BuildStatus.QUEUED))
+    count_created(session, source.size_bytes)
     session.flush()
     return build
 
 
 def check_submission_rate(session: Session, caller: Caller, per_minute: int) -> None:
-    """Raise RateLimited when `caller`'s owner submitted `per_minute` builds in the last minute."""
-    window_start = utcnow() - timedelta(minutes=1)
+    """Count an upload, /plan call or rebuild against `caller`'s owner, before any of its work:
+    RateLimited when the owner already made `per_minute` in the last minute (accepted or not)."""
+    now = utcnow()
+    window_start = now - timedelta(minutes=1)
+    session.execute(
+        delete(SubmissionAttempt).where(
+            SubmissionAttempt.owner == caller.owner, SubmissionAttempt.at <= window_start
+        )
+    )
     recent = session.scalars(
-        select(Build.created_at)
-        .where(Build.owner == caller.owner, Build.created_at > window_start)
-        .order_by(Build.created_at)
+        select(SubmissionAttempt.at)
+        .where(SubmissionAttempt.owner == caller.owner)
+        .order_by(SubmissionAttempt.at)
         .limit(per_minute)
     ).all()
     if len(recent) >= per_minute:
         wait = (recent[0] - window_start).total_seconds()
         raise RateLimited(
-            f"{caller.owner} submitted {per_minute} builds in the last minute; try again shortly.",
+            f"{caller.owner} made {per_minute} submissions in the last minute (rejected uploads "
+            "count too); try again shortly.",
             retry_after=max(1, math.ceil(wait)),
         )
+    session.add(SubmissionAttempt(owner=caller.owner, at=now))
+    session.flush()
 
 
 def get_build(
@@ -99,6 +111,32 @@ def get_build(
     if build is None or not caller.can_see(build.owner):
         raise BuildDoesNotExist(build_id)
     return build
+
+
+# Built once: the status poll's statements, run as Core (no ORM execution or statement building
+# per request), which makes the poll several times cheaper.
+_BUILDS = Build.__table__
+_EVENTS = BuildEvent.__table__
+_BUILD_ROW = select(_BUILDS).where(_BUILDS.c.id == bindparam("build_id"))
+_EVENT_ROWS = (
+    select(_EVENTS.c.at, _EVENTS.c.status, _EVENTS.c.phase)
+    .where(_EVENTS.c.build_id == bindparam("build_id"))
+    .order_by(_EVENTS.c.id)
+)
+
+
+def read_build(session: Session, build_id: str, caller: Caller) -> tuple[Build, list[BuildEvent]]:
+    """The build and its history for the build resource, detached, read as plain rows: the path
+    every status poll takes."""
+    connection = session.connection()
+    row = connection.execute(_BUILD_ROW, {"build_id": build_id}).one_or_none()
+    if row is None or not caller.can_see(row.owner):
+        raise BuildDoesNotExist(build_id)
+    events = [
+        BuildEvent(build_id=build_id, at=at, status=status, phase=phase)
+        for at, status, phase in connection.execute(_EVENT_ROWS, {"build_id": build_id})
+    ]
+    return Build(**row._mapping), events
 
 
 @dataclass(frozen=True)
@@ -129,8 +167,17 @@ def list_builds(
     limit: int = 20,
     cursor: str | None = None,
 ) -> Page:
-    """The caller's builds, newest first (ids sort by creation time)."""
-    query = select(Build).options(selectinload(Build.events)).order_by(Build.id.desc())
+    """The caller's builds, newest first (ids sort by creation time), without their large columns
+    (plan, Dockerfile), which only the single build's resource carries."""
+    query = (
+        select(Build)
+        .options(
+            selectinload(Build.events),
+            defer(Build.plan, raiseload=True),
+            defer(Build.dockerfile, raiseload=True),
+        )
+        .order_by(Build.id.desc())
+    )
     if not caller.admin:
         query = query.where(Build.owner == caller.owner)
     if status is not None:
@@ -145,6 +192,8 @@ def list_builds(
 
 def request_cancel(session: Session, build: Build) -> None:
     """Cancel a queued build at once; ask the worker of a running one to stop it."""
+    # This session's copy: the caller's may have been read by another, closed session.
+    build = session.get_one(Build, build.id)
     if build.status.terminal:
         raise BuildIsTerminal(f"Build {build.id} already ended as {build.status}.")
     if transition(

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -57,24 +57,34 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str) -> Engine:
+# An execution option marking a transaction that only reads (see `read_scope`).
+READ_ONLY = "imagebuilder_read_only"
+
+
+def make_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, pool_timeout: float = 10.0
+) -> Engine:
+    """An engine with a bounded pool: `pool_size` kept, `max_overflow` more under load, and a
+    checkout that waits at most `pool_timeout` seconds."""
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
-        # Let BEGIN take the write lock at once (IMMEDIATE) so concurrent writers queue on
-        # busy_timeout instead of failing with "database is locked" on lock upgrade.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     # A short connect timeout: with the database down, the API answers 503 at once instead of
     # holding requests for the driver's default of minutes.
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=10,
-        pool_timeout=5,
-        connect_args={"connect_timeout": 3},
-    )
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3}, **pool)
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A writing transaction takes the write lock at once (IMMEDIATE), so concurrent writers queue
+    # on busy_timeout instead of failing with "database is locked" on lock upgrade. A reading one
+    # takes no lock at all: in WAL mode readers never wait for writers, nor writers for readers.
+    read_only = conn.get_execution_options().get(READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -89,12 +99,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 @functools.cache
-def _engine_for(url: str) -> Engine:
-    return make_engine(url)
+def _engine_for(url: str, pool_size: int, max_overflow: int, pool_timeout: float) -> Engine:
+    return make_engine(
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout
+    )
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
-    return _engine_for((settings or get_settings()).sqlalchemy_url)
+    settings = settings or get_settings()
+    return _engine_for(
+        settings.sqlalchemy_url,
+        settings.database_pool_size,
+        settings.database_max_overflow,
+        settings.database_pool_timeout_seconds,
+    )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -134,3 +152,18 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     """A unit of work for tasks and scripts: commits on success, rolls back on error."""
     with session_factory(engine)() as session, session.begin():
         yield session
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """A session that only reads: on SQLite it takes no lock, so readers never queue behind the
+    worker's log writes. Its connection goes back to the pool when the block ends: use it inside
+    one blocking call, never across an await or a hop between threads."""
+    with Session(_reader(engine), expire_on_commit=False) as session:
+        yield session
+
+
+@functools.cache
+def _reader(engine: Engine) -> Engine:
+    # One per engine, made once: the same pool, with the read-only option on every connection.
+    return engine.execution_options(**{READ_ONLY: True})

@@ -13,6 +13,7 @@
     ├── Unauthenticated               401  unauthenticated
     ├── Forbidden                     403  forbidden
     ├── RateLimited                   429  rate_limited (Retry-After)
+    ├── QuotaExceeded                 429  quota_exceeded (too many at once; Retry-After)
     ├── ServiceUnavailable            503  unavailable (database, broker, disk; Retry-After)
     ├── InvalidTransition             500  a bug: the state machine refused a status change
     ├── ArtifactNotAvailable          404  artifact_not_available (no SBOM / provenance for it)
@@ -115,6 +116,16 @@ class RateLimited(ImageBuilderError):
     status = 429
     code = "rate_limited"
     title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(ImageBuilderError):
+    status = 429
+    code = "quota_exceeded"
+    title = "Too many at once"
 
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)

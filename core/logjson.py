@@ -53,7 +53,13 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    access = logging.getLogger("uvicorn.access")
+    # uvicorn --no-access-log leaves its access logger with no handler and no propagation: keep
+    # it that way (a line per request costs the API as much as a status poll's queries).
+    access_off = not access.handlers and not access.propagate
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "celery.task"):
+        if name == "uvicorn.access" and access_off:
+            continue
         named = logging.getLogger(name)
         named.handlers[:] = []
         named.propagate = True

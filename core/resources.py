@@ -91,7 +91,11 @@ class PushOut(BaseModel):
     duration_seconds: float | None = None
 
 
-class BuildOut(BaseModel):
+class BuildSummaryOut(BaseModel):
+    """A build as lists show it: the build resource without its large fields (`plan`, with the
+    Dockerfile lint findings), which `GET /api/v1/builds/{id}` returns. The Dockerfile itself has
+    its own route."""
+
     id: str
     status: BuildStatus
     phase: Phase | None = Field(description="While running: the current phase.")
@@ -106,7 +110,6 @@ class BuildOut(BaseModel):
     links: Links
     # Extensions to API.md:
     phases: list[PhaseOut] = Field(description="Each phase entered, with its duration.")
-    plan: dict[str, Any] | None = Field(description="What detection decided, with reasons.")
     attempts: int
     cancel_requested: bool
     rebuild_of: str | None
@@ -119,8 +122,14 @@ class BuildOut(BaseModel):
     push: PushOut | None
 
 
+class BuildOut(BuildSummaryOut):
+    """The build resource (API.md)."""
+
+    plan: dict[str, Any] | None = Field(description="What detection decided, with reasons.")
+
+
 class BuildPage(BaseModel):
-    items: list[BuildOut]
+    items: list[BuildSummaryOut]
     next_cursor: str | None
 
 
@@ -144,6 +153,12 @@ def phases_of(events: list[BuildEvent]) -> list[PhaseOut]:
 
 
 def build_out(build: Build, events: list[BuildEvent] | None = None) -> BuildOut:
+    summary = build_summary_out(build, events)
+    return BuildOut(**dict(summary), plan=build.plan)
+
+
+def build_summary_out(build: Build, events: list[BuildEvent] | None = None) -> BuildSummaryOut:
+    """The list form: reads none of the large columns, which a list query leaves unloaded."""
     base = f"/api/v1/builds/{build.id}"
     image = None
     if build.image_id is not None and build.image_tag is not None:
@@ -153,7 +168,7 @@ def build_out(build: Build, events: list[BuildEvent] | None = None) -> BuildOut:
     error = None
     if build.error_code is not None:
         error = ErrorOut(code=build.error_code, message=build.error_message or "")
-    return BuildOut(
+    return BuildSummaryOut(
         id=build.id,
         status=build.status,
         phase=build.phase,
@@ -179,7 +194,6 @@ def build_out(build: Build, events: list[BuildEvent] | None = None) -> BuildOut:
             image=f"{base}/image",
         ),
         phases=phases_of(events if events is not None else build.events),
-        plan=build.plan,
         attempts=build.attempts,
         cancel_requested=build.cancel_requested_at is not None,
         rebuild_of=build.rebuild_of,

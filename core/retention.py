@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.db import utcnow
 from core.errors import ServiceUnavailable
+from core.metrics import count_purged
 from core.models import Build, LogLine
 from core.settings import Settings
 from core.status import TERMINAL
@@ -47,7 +48,7 @@ def purge_expired(session: Session, settings: Settings) -> Purged:
     """Forget the logs of terminal builds past retention; report sources and images to remove."""
     cutoff = utcnow() - timedelta(days=settings.retention_days)
     expired = session.execute(
-        select(Build.id, Build.source_sha256, Build.image_id)
+        select(Build.id, Build.source_sha256, Build.image_id, Build.log_bytes)
         .where(
             Build.status.in_(TERMINAL),
             Build.finished_at < cutoff,
@@ -58,6 +59,7 @@ def purge_expired(session: Session, settings: Settings) -> Purged:
     if not expired:
         return Purged([], [], [])
     ids = [row.id for row in expired]
+    count_purged(session, sum(row.log_bytes for row in expired))
     session.execute(delete(LogLine).where(LogLine.build_id.in_(ids)))
     session.execute(
         update(Build).where(Build.id.in_(ids)).values(purged_at=utcnow(), log_lines=0, log_bytes=0)

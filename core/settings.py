@@ -82,6 +82,23 @@ class Settings(BaseSettings):
     submissions_per_minute: int = 60
     max_running_per_owner: int = 2
 
+    # API capacity, sized together. Each API process (`api_workers` of them) runs at most
+    # `api_threads` blocking handlers at once; each of those holds at most one database connection,
+    # and only while it queries, so a pool at least that large means no handler ever waits for
+    # one. A checkout that still waits gives up after `database_pool_timeout_seconds` (503).
+    # With PostgreSQL: api_workers * (pool size + overflow) + workers must fit max_connections.
+    api_workers: int = 1
+    api_threads: int = 24
+    database_pool_size: int = 24
+    database_max_overflow: int = 8
+    database_pool_timeout_seconds: float = 10.0
+    # Request bodies other than the upload (JSON: tokens, webhooks, ...) are refused (413) past
+    # this, before a byte is read when Content-Length says so, while reading otherwise.
+    max_request_body_bytes: int = 1 * MiB
+    # Per owner and API process: live-log followers and image exports at once (429 past it).
+    max_followers_per_owner: int = 100
+    max_exports_per_owner: int = 2
+
     # Refuse new uploads (503) when the data folder's disk has less than this free.
     min_free_disk_bytes: int = 1024 * MiB
     # Terminal builds older than this lose their log, stored source and image (the row stays).
@@ -138,6 +155,13 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and self.database_url == "":
             raise ValueError("production needs IMAGEBUILDER_DATABASE_URL (PostgreSQL)")
+        if self.database_pool_size + self.database_max_overflow < self.api_threads:
+            raise ValueError(
+                "IMAGEBUILDER_DATABASE_POOL_SIZE + IMAGEBUILDER_DATABASE_MAX_OVERFLOW must be at "
+                "least IMAGEBUILDER_API_THREADS: every handler thread may need a connection"
+            )
+        if min(self.api_workers, self.api_threads, self.database_pool_size) < 1:
+            raise ValueError("api_workers, api_threads and database_pool_size must be positive")
         if self.ca_bundle is not None and not self.ca_bundle.is_file():
             raise ValueError(f"IMAGEBUILDER_CA_BUNDLE={self.ca_bundle} is not a file")
         return self
@@ -187,6 +211,9 @@ class Settings(BaseSettings):
     # refused unless this is set (tests, or a receiver on the operator's own network).
     webhook_allow_private_addresses: bool = False
     webhook_timeout_seconds: float = 10.0
+    # The whole of one delivery (connect, send, the receiver's answer): a receiver that trickles
+    # its answer byte by byte is cut here, whatever the per-read timeout.
+    webhook_deadline_seconds: float = 30.0
     webhook_max_attempts: int = 6
     # Delay before the first retry; each later retry waits twice as long (at most an hour).
     webhook_backoff_seconds: float = 30.0

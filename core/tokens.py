@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from core.auth import Caller
@@ -95,16 +95,21 @@ def ensure_bootstrap_token(session: Session, secret: str, *, owner: str = BOOTST
     return token
 
 
+_TOKENS = Token.__table__
+# Built once, run as Core: every API request runs it.
+_TOKEN_ROW = select(_TOKENS.c.owner, _TOKENS.c.admin, _TOKENS.c.secret_hash).where(
+    _TOKENS.c.secret_hash == bindparam("digest"), _TOKENS.c.revoked_at.is_(None)
+)
+
+
 def authenticate(session: Session, secret: str) -> Caller | None:
     """The caller a token stands for; None for an unknown or revoked token."""
     digest = hash_secret(secret)
-    token = session.scalars(select(Token).where(Token.secret_hash == digest)).one_or_none()
-    if token is None or token.revoked_at is not None:
-        return None
+    row = session.connection().execute(_TOKEN_ROW, {"digest": digest}).one_or_none()
     # The lookup is by hash; compare again in constant time for good measure.
-    if not hmac.compare_digest(token.secret_hash, digest):
+    if row is None or not hmac.compare_digest(row.secret_hash, digest):
         return None
-    return Caller(owner=token.owner, admin=token.admin)
+    return Caller(owner=row.owner, admin=row.admin)
 
 
 def list_tokens(session: Session) -> Sequence[Token]:

@@ -32,8 +32,12 @@ trap stop INT TERM EXIT
 .venv/bin/celery -A worker.celery_app worker --beat --loglevel INFO --concurrency 2 -O fair \
     --schedule "$IMAGEBUILDER_DATA_DIR/celerybeat-schedule" &
 pids+=($!)
-.venv/bin/uvicorn --factory app.main:app_factory --host "$IMAGEBUILDER_HOST" \
-    --port "$IMAGEBUILDER_PORT" --no-access-log &
+# Webhook deliveries on their own queue and threads: a slow receiver never holds a build slot.
+.venv/bin/celery -A worker.celery_app worker -Q webhooks -P threads --concurrency 8 \
+    -n "webhooks@%h" --loglevel INFO &
+pids+=($!)
+# IMAGEBUILDER_API_WORKERS processes (default 1), sized with the database pool (core/settings.py).
+.venv/bin/python -m app.serve --no-access-log &
 pids+=($!)
 echo "imagebuilder: API on http://$IMAGEBUILDER_HOST:$IMAGEBUILDER_PORT, data in $IMAGEBUILDER_DATA_DIR (Ctrl-C stops)"
 wait -n "${pids[@]}"

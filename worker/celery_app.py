@@ -13,6 +13,9 @@ from core.settings import Settings, get_settings
 RUN_BUILD = "builds.run"
 SWEEP = "builds.sweep"
 QUEUE = "builds"
+# Webhook deliveries have a queue (and workers) of their own: a slow receiver then never holds
+# one of the build worker's slots. `celery worker -Q webhooks` consumes it.
+WEBHOOK_QUEUE = "webhooks"
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -22,6 +25,7 @@ def create_celery(settings: Settings) -> Celery:
     longest_build = settings.build_timeout_seconds + 2 * settings.test_timeout_seconds
     app.conf.update(
         task_default_queue=QUEUE,
+        task_routes={"webhooks.*": {"queue": WEBHOOK_QUEUE}},
         task_ignore_result=True,
         # Acknowledge on receipt: the database, not the broker, remembers unfinished builds, and
         # the sweeper re-sends what was lost. A late ack would make Redis redeliver any build

@@ -15,6 +15,7 @@ cannot make it allowed. The owner's secret is created on first use (see /api/v1/
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import ssl
@@ -36,6 +37,7 @@ from core.resources import build_out
 from core.settings import Settings, get_settings
 from core.webhooks import (
     Resolver,
+    Target,
     UnresolvableHost,
     headers,
     new_secret,
@@ -147,13 +149,33 @@ def post(
     resolver: Resolver = system_resolver,
 ) -> int:
     """POST `body` to `url` through one of its checked addresses; returns the HTTP status.
-    Raises WebhookRefused for a refused destination, httpx.HTTPError when it cannot be reached."""
+    Raises WebhookRefused for a refused destination, httpx.HTTPError when it cannot be reached or
+    has not answered within `webhook_deadline_seconds` all told (a receiver that trickles its
+    answer a byte at a time never holds a delivery slot longer than that)."""
     target, addresses = resolve_target(
         url, allow_private=settings.webhook_allow_private_addresses, resolver=resolver
     )
+    deadline = settings.webhook_deadline_seconds
+    try:
+        return asyncio.run(
+            asyncio.wait_for(_post(target, addresses, body, request_headers, settings), deadline)
+        )
+    except TimeoutError as exc:
+        raise httpx.TimeoutException(
+            f"the receiver did not answer within the {deadline:g} s deadline"
+        ) from exc
+
+
+async def _post(
+    target: Target,
+    addresses: list[str],
+    body: bytes,
+    request_headers: dict[str, str],
+    settings: Settings,
+) -> int:
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     last_error: httpx.HTTPError | None = None
-    with httpx.Client(
+    async with httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds,
         follow_redirects=False,
         trust_env=False,  # no proxy from the environment: the checked address is the one used
@@ -161,7 +183,7 @@ def post(
     ) as client:
         for address in addresses:
             try:
-                with client.stream(
+                async with client.stream(
                     "POST",
                     target.url_for(address),
                     content=body,

@@ -6,13 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from app import submission
+from app.auth import caller_from_request
 from app.deps import (
     BuildForCaller,
     CeleryDep,
     CurrentCaller,
     EngineDep,
+    FollowerSlots,
     LogHubDep,
     SessionDep,
     SettingsDep,
@@ -26,12 +30,15 @@ from app.logstream import (
     sse_events,
 )
 from app.problems import problem_responses
+from app.quotas import holding_async
 from app.submission import given, submit_upload
 from app.upload import FILE_FIELD
 from core import builds as build_service
 from core.auth import Caller
+from core.db import read_scope
 from core.errors import DockerfileNotReady
-from core.resources import BuildOut, BuildPage, build_out
+from core.resources import BuildOut, BuildPage, build_out, build_summary_out
+from core.settings import Settings
 from core.status import BuildStatus
 
 router = APIRouter(prefix="/api/v1/builds", tags=["builds"])
@@ -111,21 +118,37 @@ async def submit_build(
 
 @router.get("", response_model=BuildPage, responses=problem_responses(401, 422, 503))
 def list_builds(
-    session: SessionDep,
+    engine: EngineDep,
     caller: CurrentCaller,
     status: BuildStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=build_service.MAX_PAGE)] = 20,
     cursor: str | None = None,
 ) -> BuildPage:
-    """The caller's builds, newest first; `next_cursor` fetches the next page."""
-    page = build_service.list_builds(session, caller, status=status, limit=limit, cursor=cursor)
-    return BuildPage(items=[build_out(build) for build in page.items], next_cursor=page.next_cursor)
+    """The caller's builds, newest first; `next_cursor` fetches the next page.
+
+    Items leave out the large fields (`plan`, with the Dockerfile lint findings) that
+    `GET /api/v1/builds/{id}` returns; the Dockerfile has its own route."""
+    with read_scope(engine) as session:
+        page = build_service.list_builds(session, caller, status=status, limit=limit, cursor=cursor)
+        items = [build_summary_out(build) for build in page.items]
+    return BuildPage(items=items, next_cursor=page.next_cursor)
+
+
+def _poll(request: Request, engine: Engine, settings: Settings, build_id: str) -> BuildOut:
+    caller = caller_from_request(request, engine, settings)
+    with read_scope(engine) as session:
+        build, events = build_service.read_build(session, build_id, caller)
+    return build_out(build, events)
 
 
 @router.get("/{build_id}", response_model=BuildOut, responses=problem_responses(401, 404, 503))
-def get_build(build: BuildForCaller) -> BuildOut:
+async def get_build(
+    build_id: str, request: Request, engine: EngineDep, settings: SettingsDep
+) -> BuildOut:
     """One build."""
-    return build_out(build)
+    # The route every status poll takes, so the token check and the read share one trip to a
+    # worker thread (the CurrentCaller and BuildForCaller dependencies would take two).
+    return await run_in_threadpool(_poll, request, engine, settings, build_id)
 
 
 @router.get(
@@ -133,14 +156,16 @@ def get_build(build: BuildForCaller) -> BuildOut:
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/plain": {}, SSE_TYPE: {}}, "description": "The build log"},
-        **problem_responses(401, 404, 503),
+        **problem_responses(401, 404, 429, 503),
     },
 )
-def get_logs(
+async def get_logs(
     request: Request,
     build: BuildForCaller,
+    caller: CurrentCaller,
     engine: EngineDep,
     hub: LogHubDep,
+    followers: FollowerSlots,
     follow: bool = False,
     after: Annotated[int, Query(ge=0, le=MAX_LINE_NUMBER)] = 0,
 ) -> StreamingResponse:
@@ -148,19 +173,22 @@ def get_logs(
 
     With `Accept: text/event-stream` the same lines come as server-sent events whose ids are line
     numbers; reconnect with `Last-Event-ID` (or `?after=`) to resume without gaps or repeats.
+    An owner may follow a limited number of logs at once (429 `quota_exceeded` past it).
     """
+    finished = build.status.terminal
     if SSE_TYPE in request.headers.get("accept", ""):
         start = last_event_id(request, default=after)
+        slot = followers.take(caller.owner)
         return StreamingResponse(
-            sse_events(hub, engine, build.id, after=start),
+            holding_async(slot, sse_events(hub, engine, build.id, after=start, finished=finished)),
             media_type=SSE_TYPE,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    lines = (
-        follow_lines(hub, build.id, after=after)
-        if follow
-        else plain_lines(engine, build.id, after=after)
-    )
+    if follow:
+        slot = followers.take(caller.owner)
+        lines = holding_async(slot, follow_lines(hub, build.id, after=after, finished=finished))
+    else:
+        lines = plain_lines(engine, build.id, after=after)
     return StreamingResponse(
         lines,
         media_type="text/plain; charset=utf-8",

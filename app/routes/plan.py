@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import CurrentCaller, SettingsDep
+from app.deps import CurrentCaller, EngineDep, SettingsDep
 from app.problems import problem_responses
 from app.routes.builds import UPLOAD_BODY
-from app.submission import given, parse_options
+from app.submission import admit, given, parse_options
 from app.upload import read_upload
 from core.archive import extract_archive
 from core.detect import DetectionError, detect
@@ -22,7 +22,6 @@ from core.dockerfile import BaseImages, render
 from core.errors import ImageBuilderError, ServiceUnavailable
 from core.namespaces import cache_scope
 from core.options import BuildOptions
-from core.retention import ensure_disk_space
 from core.settings import SUPPORTED_PYTHON_VERSIONS, Settings
 from core.sources import new_upload_path
 from core.workspace import ProjectRootMissing, project_root
@@ -95,11 +94,12 @@ def _plan(archive: Path, options: BuildOptions, settings: Settings, owner: str) 
     "/plan",
     response_model=PlanOut,
     openapi_extra=UPLOAD_BODY,
-    responses=problem_responses(400, 401, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
 )
 async def plan_upload(
     request: Request,
     settings: SettingsDep,
+    engine: EngineDep,
     caller: CurrentCaller,
     python_version: str | None = None,
     test_command: str | None = None,
@@ -109,7 +109,8 @@ async def plan_upload(
     """Detect what a build of this upload would do (python version, dependencies, tests, start
     command, each with its reason) and the Dockerfile it would use; nothing is stored or built.
     Takes the same upload and options as POST /api/v1/builds."""
-    await run_in_threadpool(ensure_disk_space, settings)
+    # Counted against the owner's submission rate like an upload: it costs as much.
+    await run_in_threadpool(admit, engine, settings, caller)
     query = given(
         python_version=python_version,
         test_command=test_command,

@@ -12,8 +12,17 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.deps import AdminCaller, BuildForCaller, CeleryDep, CurrentCaller, SessionDep, SettingsDep
+from app.deps import (
+    AdminCaller,
+    BuildForCaller,
+    CeleryDep,
+    CurrentCaller,
+    ExportSlots,
+    SessionDep,
+    SettingsDep,
+)
 from app.problems import problem_responses
+from app.quotas import holding
 from core import rebuilds
 from core.errors import ArtifactNotAvailable, ImageUnavailable, ServiceUnavailable
 from core.models import Build, BuildArtifact, OwnerSettings
@@ -93,12 +102,15 @@ def _export_stream(engine: DockerEngine, chunks: Iterator[bytes]) -> Iterator[by
             "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
             "description": "`docker save` output; load it with `docker load -i FILE`",
         },
-        **problem_responses(401, 404, 409, 503),
+        **problem_responses(401, 404, 409, 429, 503),
     },
 )
-def export_image(build: BuildForCaller, settings: SettingsDep) -> StreamingResponse:
+def export_image(
+    build: BuildForCaller, settings: SettingsDep, caller: CurrentCaller, exports: ExportSlots
+) -> StreamingResponse:
     """The image as a `docker save` tar archive, streamed as the daemon writes it, for users
-    without a registry: `curl ... | docker load`. Only for succeeded builds whose image is kept."""
+    without a registry: `curl ... | docker load`. Only for succeeded builds whose image is kept.
+    An owner may run a limited number of exports at once (429 `quota_exceeded` past it)."""
     if build.status is not BuildStatus.SUCCEEDED or build.image_id is None or build.purged_at:
         raise ImageUnavailable(
             f"Build {build.id} has no image to export (it is {build.status}"
@@ -115,9 +127,11 @@ def export_image(build: BuildForCaller, settings: SettingsDep) -> StreamingRespo
         raise ImageUnavailable(
             f"This API has no access to the build daemon, so it cannot export images{where}."
         )
+    slot = exports.take(caller.owner)
     try:
         engine = DockerEngine(settings.docker_cli)
     except DockerUnavailable as exc:
+        slot.release()
         raise ServiceUnavailable("The Docker daemon is unavailable; try again shortly.") from exc
     try:
         info = engine.find_image(build.image_id)
@@ -129,12 +143,14 @@ def export_image(build: BuildForCaller, settings: SettingsDep) -> StreamingRespo
         chunks = engine.save_image(build.image_id, name=name, chunk_size=EXPORT_CHUNK_BYTES)
     except DockerUnavailable as exc:
         engine.close()
+        slot.release()
         raise ServiceUnavailable("The Docker daemon is unavailable; try again shortly.") from exc
     except BaseException:
         engine.close()
+        slot.release()
         raise
     return StreamingResponse(
-        _export_stream(engine, chunks),
+        holding(slot, _export_stream(engine, chunks)),
         media_type="application/x-tar",
         headers={"Content-Disposition": f'attachment; filename="{build.id}.tar"'},
     )

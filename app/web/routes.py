@@ -19,8 +19,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from app import submission
-from app.deps import CeleryDep, EngineDep, LogHubDep, SessionDep, SettingsDep
+from app.deps import (
+    CeleryDep,
+    EngineDep,
+    FollowerSlots,
+    LogHubDep,
+    SessionDep,
+    SettingsDep,
+    load_build,
+)
 from app.logstream import SSE_TYPE, last_event_id, plain_lines, sse_events
+from app.quotas import holding_async
 from app.submission import submit_upload
 from app.web.session import (
     CSRF_FIELD,
@@ -44,7 +53,7 @@ from core.auth import Caller
 from core.db import utcnow
 from core.errors import BuildDoesNotExist, BuildIsTerminal, DockerfileNotReady
 from core.models import Build
-from core.resources import build_out
+from core.resources import build_out, build_summary_out
 from core.settings import SUPPORTED_PYTHON_VERSIONS
 from core.status import BuildStatus
 
@@ -115,8 +124,8 @@ def _context(
     }
 
 
-def _ui_build(build_id: str, session: SessionDep, caller: UiCaller) -> Build:
-    return build_service.get_build(session, build_id, caller, with_events=True)
+def _ui_build(build_id: str, engine: EngineDep, caller: UiCaller) -> Build:
+    return load_build(engine, build_id, caller)
 
 
 UiBuild = Annotated[Build, Depends(_ui_build)]
@@ -186,7 +195,7 @@ def _list_context(
     query = {"status": status.value if status else None, "cursor": cursor}
     older = {"status": query["status"], "cursor": page.next_cursor}
     return {
-        "builds": [build_out(build) for build in page.items],
+        "builds": [build_summary_out(build) for build in page.items],
         "status": status,
         "statuses": list(BuildStatus),
         "next_cursor": page.next_cursor,
@@ -297,14 +306,21 @@ def build_summary(
 
 
 @router.get("/ui/builds/{build_id}/events")
-def build_events(
-    request: Request, build: UiBuild, engine: EngineDep, hub: LogHubDep
+async def build_events(
+    request: Request,
+    build: UiBuild,
+    caller: UiCaller,
+    engine: EngineDep,
+    hub: LogHubDep,
+    followers: FollowerSlots,
 ) -> StreamingResponse:
     """The log as server-sent events (ids are line numbers). EventSource reconnects by itself
     with Last-Event-ID, and the stream resumes after that line."""
     after = last_event_id(request)
+    slot = followers.take(caller.owner)
+    events = sse_events(hub, engine, build.id, after=after, finished=build.status.terminal)
     return StreamingResponse(
-        sse_events(hub, engine, build.id, after=after),
+        holding_async(slot, events),
         media_type=SSE_TYPE,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from app.deps import EngineDep
 from core.auth import Caller
-from core.db import session_scope
+from core.db import read_scope
 from core.errors import Forbidden, Unauthenticated
 
 SESSION_COOKIE = "ib_session"
@@ -138,22 +138,27 @@ def authenticate_token(engine: Engine, token: str) -> Caller | None:
 
     if not valid_token_text(token):
         return None
-    # A short session of its own: a request dependency's session would stay open (and on SQLite
-    # hold the write lock) for the whole of a streamed upload.
-    with session_scope(engine) as session:
+    # A short session of its own: a request dependency's session would stay open for the whole
+    # of a streamed upload.
+    with read_scope(engine) as session:
         return authenticate(session, token)
 
 
-def _session(request: Request) -> DashboardSession | None:
+def _read_session(request: Request) -> DashboardSession | None:
     return DashboardSession.parse(request.cookies.get(SESSION_COOKIE))
 
 
+async def _session(request: Request) -> DashboardSession | None:
+    # async: no thread hop to read a cookie.
+    return _read_session(request)
+
+
 def _optional_caller(request: Request, engine: EngineDep) -> Caller | None:
-    session = _session(request)
+    session = _read_session(request)
     return None if session is None else authenticate_token(engine, session.token)
 
 
-def _required_caller(caller: Annotated[Caller | None, Depends(_optional_caller)]) -> Caller:
+async def _required_caller(caller: Annotated[Caller | None, Depends(_optional_caller)]) -> Caller:
     if caller is None:
         raise Unauthenticated("Sign in to the dashboard first.")
     return caller
@@ -165,7 +170,7 @@ async def _require_csrf(request: Request) -> DashboardSession:
     fetch() calls send the token in a header; plain HTML forms (url-encoded only, so an upload's
     body is never read here) send it as a field."""
     reject_cross_site(request)
-    session = _session(request)
+    session = _read_session(request)
     if session is None:
         raise Forbidden("The dashboard session is missing; sign in again.", code="csrf_failed")
     candidate = request.headers.get(CSRF_HEADER)

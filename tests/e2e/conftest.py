@@ -20,6 +20,7 @@ import redis
 
 from core.settings import Settings
 from tests.conftest import ADMIN_TOKEN, ROOT, migrate, require, test_settings, zip_project
+from worker.celery_app import WEBHOOK_QUEUE
 from worker.docker_engine import DockerEngine, DockerUnavailable
 
 
@@ -115,6 +116,30 @@ def start_worker(service: Service, name: str = "worker") -> subprocess.Popen[byt
         ],
         service.env,
         service.log_dir / f"{name}.log",
+    )
+
+
+def start_webhook_worker(service: Service) -> subprocess.Popen[bytes]:
+    """The worker that consumes webhook deliveries (their own queue, as in production)."""
+    return start(
+        [
+            str(Path(sys.executable).parent / "celery"),
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "-Q",
+            WEBHOOK_QUEUE,
+            "-P",
+            "threads",
+            "--concurrency",
+            "4",
+            "--loglevel",
+            "INFO",
+            "-n",
+            "webhooks@%h",
+        ],
+        service.env,
+        service.log_dir / "webhooks.log",
     )
 
 
@@ -222,12 +247,14 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         log_dir / "api.log",
     )
     service.worker = start_worker(service)
+    webhooks = start_webhook_worker(service)
     try:
         wait_ready(service, api)
         yield service
     finally:
         if service.worker is not None:
             stop(service.worker)
+        stop(webhooks)
         stop(api)
         broker.stop()
 

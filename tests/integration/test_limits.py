@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -9,7 +13,7 @@ from app.main import create_app
 from core.db import session_scope
 from core.models import Build
 from core.scheduling import claim_next
-from core.settings import Settings
+from core.settings import MiB, Settings
 from core.status import BuildStatus
 from core.transitions import transition
 from tests.conftest import ADMIN_TOKEN, zip_project
@@ -79,3 +83,72 @@ class TestSubmissionRate:
             build_id = client.get("/api/v1/builds", headers=as_alice).json()["items"][0]["id"]
             rebuilt = client.post(f"/api/v1/builds/{build_id}/rebuild", headers=as_alice)
             assert rebuilt.status_code == 429
+
+    def test_rejected_uploads_and_plans_count_against_the_rate(
+        self, settings: Settings, sqlite_engine: Engine, redis_url: str
+    ) -> None:
+        limited = settings.model_copy(update={"submissions_per_minute": 3})
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        with TestClient(create_app(limited)) as client:
+            alice = client.post("/api/v1/tokens", json={"owner": "alice"}, headers=admin).json()
+            client.headers["Authorization"] = f"Bearer {alice['token']}"
+            broken = client.post("/api/v1/builds", files={"source": ("p.zip", b"not a zip")})
+            assert broken.status_code == 400
+            plan = client.post("/api/v1/plan", files={"source": ("p.zip", b"not a zip either")})
+            assert plan.status_code == 400
+            refused = client.post(
+                "/api/v1/builds",
+                content=b"x",
+                headers={"Content-Type": "application/zip", "Content-Length": str(10**12)},
+            )
+            assert refused.status_code == 413
+            valid = client.post(
+                "/api/v1/builds", files={"source": ("p.zip", zip_project("passing"))}
+            )
+            assert valid.status_code == 429
+            assert valid.json()["code"] == "rate_limited"
+            assert 1 <= int(valid.headers["retry-after"]) <= 60
+
+
+class TestBodyLimit:
+    def test_an_unauthenticated_oversized_json_body_is_refused_before_it_is_read(
+        self, settings: Settings, sqlite_engine: Engine, redis_url: str
+    ) -> None:
+        app = create_app(settings)
+        pulled: list[int] = []
+
+        async def body(chunks: int) -> AsyncIterator[bytes]:
+            for number in range(chunks):
+                pulled.append(number)
+                yield b"[" * MiB
+
+        async def send(declared: bool) -> httpx.Response:
+            headers = {"Content-Type": "application/json"}
+            if declared:
+                headers["Content-Length"] = str(200 * MiB)
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app), base_url="http://api"
+            ) as client:
+                return await client.post("/api/v1/tokens", content=body(200), headers=headers)
+
+        declared = asyncio.run(send(declared=True))
+        assert declared.status_code == 413
+        assert declared.headers["content-type"].startswith("application/problem+json")
+        assert declared.json()["code"] == "request_too_large"
+        assert pulled == []
+        # Without a length: refused at the first chunk past the limit, long before 200 MiB.
+        streamed = asyncio.run(send(declared=False))
+        assert streamed.status_code == 413
+        assert streamed.json()["code"] == "request_too_large"
+        assert len(pulled) <= 3
+
+    def test_small_json_bodies_still_work(
+        self, settings: Settings, sqlite_engine: Engine, redis_url: str
+    ) -> None:
+        with TestClient(create_app(settings)) as client:
+            created = client.post(
+                "/api/v1/tokens",
+                json={"owner": "carol"},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+            assert created.status_code == 201

@@ -40,7 +40,7 @@ from core.webhooks import SIGNATURE_HEADER, verify
 from tests.conftest import ADMIN_TOKEN, ROOT, test_settings, zip_project
 from tests.factories import queued_build, stored_source
 from tests.integration.test_api import assert_problem, queued_messages
-from worker.celery_app import create_celery
+from worker.celery_app import QUEUE, WEBHOOK_QUEUE, create_celery
 from worker.supply_chain import write_provenance, write_sbom
 from worker.webhooks import (
     DELIVER,
@@ -582,7 +582,9 @@ class TestWebhookDelivery:
             send=send,
         )
         client = redis.Redis.from_url(redis_url)
-        raw = client.lrange("builds", 0, -1)
+        raw = client.lrange(WEBHOOK_QUEUE, 0, -1)
+        # Never on the builds queue: a slow receiver must not hold a build worker's slot.
+        assert client.llen(QUEUE) == 0
         client.close()
         (message,) = [json.loads(m) for m in raw]
         assert message["headers"]["task"] == DELIVER

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import stat
+import struct
 import tempfile
 import tracemalloc
 import unicodedata
@@ -251,6 +252,28 @@ class TestInspectArchive:
         names = [f"mod{number}.py" for number in range(limits.max_archive_entries + 1)]
 
         assert_rejected(tmp_path, make_zip(names), limits, "archive_too_many_files")
+
+    def test_counts_entries_before_zipfile_reads_the_directory(
+        self, tmp_path: Path, limits: Settings, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def parsed(*_args: object) -> None:
+            raise AssertionError("zipfile parsed the central directory of an oversized archive")
+
+        monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", parsed)
+        names = [f"mod{number}.py" for number in range(limits.max_archive_entries + 1)]
+
+        assert_rejected(tmp_path, make_zip(names), limits, "archive_too_many_files")
+
+    def test_counts_the_entries_an_understated_end_record_leaves_out(
+        self, tmp_path: Path, limits: Settings
+    ) -> None:
+        names = [f"mod{number}.py" for number in range(limits.max_archive_entries + 1)]
+        data = make_zip(names)
+        eocd = data.rfind(b"PK\x05\x06")
+        # "One entry on this disk, one in all": zipfile ignores both and reads the directory.
+        lying = data[: eocd + 8] + struct.pack("<2H", 1, 1) + data[eocd + 12 :]
+
+        assert_rejected(tmp_path, lying, limits, "archive_too_many_files")
 
     def test_accepts_exactly_the_maximum_number_of_entries(
         self, tmp_path: Path, limits: Settings
