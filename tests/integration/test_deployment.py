@@ -32,12 +32,13 @@ def test_compose_file_is_valid_and_complete() -> None:
         "migrate",
         "api",
         "worker",
+        "webhooks",
         "beat",
         "builder-docker",
         "postgres",
         "redis",
     }
-    for role in ("api", "worker", "beat", "migrate"):
+    for role in ("api", "worker", "webhooks", "beat", "migrate"):
         assert services[role]["image"] == "imagebuilder/service:latest"
         assert services[role]["environment"]["IMAGEBUILDER_ALLOWED_BASE_IMAGES"]
         assert services[role]["environment"]["IMAGEBUILDER_REDIS_URL"].startswith(
@@ -50,7 +51,7 @@ def test_compose_file_is_valid_and_complete() -> None:
     assert not any("certs" in str(volume) for volume in services["api"].get("volumes", []))
     # The build daemon (and every container it runs) shares no network with the state.
     assert set(services["builder-docker"]["networks"]) == {"build"}
-    for state in ("postgres", "redis", "api"):
+    for state in ("postgres", "redis", "api", "webhooks"):
         assert "build" not in services[state]["networks"], state
     assert "--requirepass" in services["redis"]["command"]
     # Builds never use the host's Docker socket.
