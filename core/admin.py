@@ -3,6 +3,8 @@
     advisories import PATH     load an OSV export (zip), a folder of OSV JSON files or one JSON
                                file; replaces the advisory database in one transaction
     advisories status          when it was imported, from what, how many advisories, its age
+    advisories check-lock FILE the packages a pinned requirements file locks (the service's own
+                               requirements.lock) against the database; exit 1 on a finding
     builds --base-digest D     the builds made on a base image digest (rebuild them with
                                POST /api/v1/admin/rebuild?base_digest=D)
 
@@ -16,8 +18,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.advisories import AdvisorySourceInvalid, database_status, load_osv, replace_advisories
+from core.advisories import (
+    AdvisorySourceInvalid,
+    database_status,
+    find_vulnerabilities,
+    load_osv,
+    replace_advisories,
+)
 from core.db import get_engine, session_scope
+from core.lockfile import LockInvalid, locked_packages
 from core.rebuilds import builds_on_base
 from core.settings import get_settings
 
@@ -52,6 +61,24 @@ def _status() -> int:
     return 0 if status.imported_at is not None else 1
 
 
+def _check_lock(path: Path) -> int:
+    try:
+        packages = locked_packages(path.read_text(encoding="utf-8"))
+    except (LockInvalid, OSError, UnicodeDecodeError) as exc:
+        sys.stderr.write(f"advisories check-lock: {path}: {exc}\n")
+        return 1
+    with session_scope(get_engine(get_settings())) as session:
+        status = database_status(session)
+        if status.imported_at is None:
+            sys.stderr.write("advisories check-lock: no advisory database was imported\n")
+            return 1
+        findings = find_vulnerabilities(session, packages)
+    for finding in findings:
+        _write(str(finding))
+    _write(f"{len(packages)} locked packages, {len(findings)} findings ({status.describe()})")
+    return 1 if findings else 0
+
+
 def _builds(digest: str, limit: int) -> int:
     with session_scope(get_engine(get_settings())) as session:
         for build in builds_on_base(session, digest, limit=limit):
@@ -70,12 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     load.add_argument("path", type=Path, help="an OSV zip, a folder of OSV JSON, or a JSON file")
     load.add_argument("--allow-empty", action="store_true", help="accept a source with none")
     actions.add_parser("status", help="when the database was imported and how old it is")
+    check = actions.add_parser("check-lock", help="a pinned requirements file's findings")
+    check.add_argument("path", type=Path, help="a requirements file of name==version pins")
     builds = commands.add_parser("builds", help="builds made on a base image digest")
     builds.add_argument("--base-digest", required=True, help="sha256:<hex>")
     builds.add_argument("--limit", type=int, default=100)
     args = parser.parse_args(argv)
     if args.command == "advisories" and args.action == "import":
         return _import(args.path, args.allow_empty)
+    if args.command == "advisories" and args.action == "check-lock":
+        return _check_lock(args.path)
     if args.command == "advisories":
         return _status()
     return _builds(args.base_digest, args.limit)
