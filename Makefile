@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SETUP := scripts/setup.sh
 
-.PHONY: help setup run test lint fmt migrate bench lock lowest-deps clean
+.PHONY: help setup run test lint fmt migrate bench lock lowest-deps openapi clean
 
 help:
 	@echo "make run      start the API on 127.0.0.1:$${IMAGEBUILDER_PORT:-8000} and a worker"
@@ -20,6 +20,7 @@ help:
 	@echo "make migrate  apply database migrations"
 	@echo "make bench    run the benchmarks under bench/"
 	@echo "make lock     renew requirements.lock (the service image's pinned dependencies)"
+	@echo "make openapi  regenerate docs/openapi.json and docs/api.md from the application"
 	@echo "make lowest-deps  the unit tests on the lowest dependency versions pyproject.toml allows"
 
 setup:
@@ -58,6 +59,10 @@ lock:
 	@$(SETUP) python-deps
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
 		--quiet --custom-compile-command "make lock" -o requirements.lock
+
+openapi:
+	@$(SETUP) python-deps
+	$(BIN)/python scripts/openapi_docs.py
 
 lowest-deps:
 	@$(SETUP) python-deps

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
-from app import problems, web
+from app import openapi, problems, web
 from app.logstream import LogHub
 from app.routes import builds, health, metrics, plan, supply_chain, tokens
 from core.db import get_engine, session_scope
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="imagebuilder",
         version="1",
         summary="Upload a Python project, get a tested Docker image.",
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    openapi.install(app)
     web.install(app)  # the dashboard: pages at /, helpers and static files under /ui/
     return app
 
