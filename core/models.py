@@ -170,6 +170,8 @@ class OwnerSettings(Base):
     owner: Mapped[str] = mapped_column(String(100), primary_key=True)
     webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook_secret: Mapped[str | None] = mapped_column(String(200))
+    # Replaced secrets that still sign during their grace period: [{"secret", "expires_at"}].
+    webhook_previous_secrets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class WebhookDelivery(Base):
