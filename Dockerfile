@@ -28,7 +28,6 @@ COPY pyproject.toml README.md ./
 COPY core core
 COPY app app
 COPY worker worker
-COPY client client
 RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \

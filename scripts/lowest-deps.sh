@@ -16,7 +16,7 @@ PYTHON=${LOWEST_DEPS_PYTHON:-3.11}
 venv=$(mktemp -d "${TMPDIR:-/tmp}/imagebuilder-lowest.XXXXXX")
 trap 'rm -rf "$venv"' EXIT
 "$UV" venv --quiet --python "$PYTHON" "$venv"
-VIRTUAL_ENV=$venv "$UV" pip install --quiet --resolution lowest-direct -e '.[test]'
-VIRTUAL_ENV=$venv "$UV" pip list --quiet 2>/dev/null | grep -iE '^(fastapi|starlette|pydantic|pydantic-settings|python-multipart|sqlalchemy|typer|httpx|packaging) ' || true
+VIRTUAL_ENV=$venv "$UV" pip install --quiet --resolution lowest-direct -e '.[test]' -e ./client
+VIRTUAL_ENV=$venv "$UV" pip list --quiet 2>/dev/null | grep -iE '^(fastapi|starlette|pydantic|pydantic-settings|python-multipart|sqlalchemy|typer|rich|httpx|packaging) ' || true
 [[ $# -gt 0 ]] || set -- tests/unit -q
 exec "$venv/bin/python" -m pytest -p no:cacheprovider -W default::DeprecationWarning "$@"
