@@ -10,8 +10,10 @@ from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
 from app import openapi, problems, web
+from app.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from app.logstream import LogHub
 from app.routes import builds, health, metrics, plan, supply_chain, tokens
+from core import tracing
 from core.db import get_engine, session_scope
 from core.logjson import configure_logging
 from core.settings import Settings, get_settings
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json_lines=settings.log_format == "json")
+    tracing.configure(settings)
     engine = get_engine(settings)
 
     @asynccontextmanager
@@ -50,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.log_hub = LogHub(engine)
     app.state.celery = create_celery(settings)
+    app.state.http_metrics = HttpMetrics()
+    app.add_middleware(HttpMetricsMiddleware, metrics=app.state.http_metrics)
     problems.install(app)
     app.include_router(builds.router)
     app.include_router(plan.router)

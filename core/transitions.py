@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
+from core.metrics import count_outcome
 from core.models import Build, BuildEvent
 from core.status import BuildStatus, Failure, Phase, sources_of
 
@@ -68,6 +69,8 @@ def transition(
             message=message or (failure.message if failure else None),
         )
     )
+    if target.terminal:
+        count_outcome(session, target, failure.code if failure is not None else None)
     session.flush()
     return True
 

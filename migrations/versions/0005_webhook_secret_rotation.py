@@ -1,4 +1,5 @@
-"""webhook secret rotation: replaced secrets keep signing for a grace period
+"""webhook secret rotation (replaced secrets keep signing for a grace period); counts of ended
+builds by status and error code
 
 Revision ID: 0005_webhook_rotation
 Revises: 0004
@@ -19,8 +20,16 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("owner_settings", schema=None) as batch_op:
         batch_op.add_column(sa.Column("webhook_previous_secrets", sa.JSON(), nullable=True))
+    op.create_table(
+        "build_outcome_counts",
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("error_code", sa.String(length=100), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("status", "error_code", name=op.f("pk_build_outcome_counts")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("build_outcome_counts")
     with op.batch_alter_table("owner_settings", schema=None) as batch_op:
         batch_op.drop_column("webhook_previous_secrets")
