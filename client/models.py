@@ -72,6 +72,7 @@ class Vulnerability(_Model):
     severity: str
     summary: str | None = None
     aliases: list[str] = Field(default_factory=list)
+    ecosystem: str = "PyPI"
 
 
 class Build(_Model):

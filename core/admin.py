@@ -42,13 +42,13 @@ def _import(path: Path, allow_empty: bool) -> int:
             count = replace_advisories(session, load_osv(path), source=str(path.resolve()))
             if count == 0 and not allow_empty:
                 raise AdvisorySourceInvalid(
-                    f"{path} holds no PyPI advisory; the database was left as it was "
+                    f"{path} holds no PyPI or Debian advisory; the database was left as it was "
                     "(--allow-empty replaces it anyway)"
                 )
     except (AdvisorySourceInvalid, OSError) as exc:
         sys.stderr.write(f"advisories import: {exc}\n")
         return 1
-    _write(f"imported {count} PyPI advisories from {path}")
+    _write(f"imported {count} PyPI and Debian advisories from {path}")
     return 0
 
 
