@@ -18,5 +18,8 @@ trap 'rm -rf "$venv"' EXIT
 "$UV" venv --quiet --python "$PYTHON" "$venv"
 VIRTUAL_ENV=$venv "$UV" pip install --quiet --resolution lowest-direct -e '.[test]' -e ./client
 VIRTUAL_ENV=$venv "$UV" pip list --quiet 2>/dev/null | grep -iE '^(fastapi|starlette|pydantic|pydantic-settings|python-multipart|sqlalchemy|typer|rich|httpx|packaging) ' || true
-[[ $# -gt 0 ]] || set -- tests/unit -q
+# docs/openapi.json is generated with the locked FastAPI; an older one words the document
+# differently, so the comparison with the committed copy is left to the main run.
+[[ $# -gt 0 ]] || set -- tests/unit -q \
+    --deselect tests/unit/test_openapi.py::TestCommittedCopy::test_docs_hold_the_document_the_app_serves
 exec "$venv/bin/python" -m pytest -p no:cacheprovider -W default::DeprecationWarning "$@"
