@@ -17,18 +17,17 @@ FROM ${BUILDER_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python3 -m venv /opt/imagebuilder
 WORKDIR /src
-# Dependencies first, keyed by pyproject.toml only: a code change does not reinstall them.
-COPY pyproject.toml README.md ./
+# Dependencies first, exactly as locked (versions and hashes; `make lock` renews the lock), keyed by
+# the lock only: a code change does not reinstall them.
+COPY requirements.lock ./
 RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
-    mkdir -p core app worker client && touch core/__init__.py app/__init__.py \
-        worker/__init__.py client/__init__.py && \
-    /opt/imagebuilder/bin/pip install . && /opt/imagebuilder/bin/pip uninstall -y imagebuilder
+    /opt/imagebuilder/bin/pip install --require-hashes --no-deps -r requirements.lock
+COPY pyproject.toml README.md ./
 COPY core core
 COPY app app
 COPY worker worker
-COPY client client
 RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \

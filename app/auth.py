@@ -1,11 +1,12 @@
-"""Bearer-token authentication for /api routes. Tokens are read from the Authorization header only:
-never from a query string, where they would end up in logs and browser history."""
+"""Bearer-token authentication for /api routes. Tokens are read from the Authorization header only
+(FastAPI's HTTPBearer, which also declares the scheme in the OpenAPI document): never from a query
+string, where they would end up in logs and browser history."""
 
 from __future__ import annotations
 
 import hmac
 
-from fastapi import Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from core.auth import Caller
@@ -14,17 +15,19 @@ from core.errors import Forbidden, Unauthenticated
 from core.settings import Settings
 from core.tokens import authenticate, ensure_bootstrap_token
 
+# auto_error=False: a missing or non-bearer header is our own 401 problem, not FastAPI's.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An imagebuilder token: `Authorization: Bearer <token>`.",
+)
 
-def bearer_token(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
 
-
-def caller_from_request(request: Request, engine: Engine, settings: Settings) -> Caller:
-    secret = bearer_token(request)
-    if secret is None:
+def caller_from_credentials(
+    credentials: HTTPAuthorizationCredentials | None, engine: Engine, settings: Settings
+) -> Caller:
+    secret = credentials.credentials.strip() if credentials is not None else None
+    if not secret:
         raise Unauthenticated("Send a token: 'Authorization: Bearer <token>'.")
     with read_scope(engine) as session:
         caller = authenticate(session, secret)

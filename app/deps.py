@@ -10,10 +10,11 @@ from typing import Annotated
 
 from celery import Celery
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from app.auth import caller_from_request, require_admin
+from app.auth import bearer_scheme, caller_from_credentials, require_admin
 from app.logstream import LogHub
 from app.quotas import OwnerSlots
 from core.auth import Caller
@@ -62,11 +63,11 @@ def _session(engine: Annotated[Engine, Depends(_engine)]) -> Iterator[Session]:
 
 
 def _caller(
-    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     engine: Annotated[Engine, Depends(_engine)],
     settings: Annotated[Settings, Depends(_settings)],
 ) -> Caller:
-    return caller_from_request(request, engine, settings)
+    return caller_from_credentials(credentials, engine, settings)
 
 
 async def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:

@@ -10,11 +10,13 @@ import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
-from app import problems, web
+from app import openapi, problems, web
+from app.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from app.limits import BodyLimit
 from app.logstream import LogHub
 from app.quotas import OwnerSlots
 from app.routes import builds, health, metrics, plan, supply_chain, tokens
+from core import tracing
 from core.db import get_engine, session_scope
 from core.logjson import configure_logging
 from core.settings import Settings, get_settings
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json_lines=settings.log_format == "json")
+    tracing.configure(settings)
     engine = get_engine(settings)
 
     @asynccontextmanager
@@ -39,8 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with session_scope(engine) as session:
                     ensure_bootstrap_token(session, secret)
             except OperationalError as exc:
-                # Serve anyway (readyz says the database is down); the token is also checked
-                # directly, so the operator is not locked out.
+                # Serve anyway (readyz says the database is down); the token is stored when it is
+                # first used, so the operator is not locked out.
                 log.warning("could not store the bootstrap token: %s", exc)
         yield
 
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="imagebuilder",
         version="1",
         summary="Upload a Python project, get a tested Docker image.",
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -56,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.follower_slots = OwnerSlots("live-log followers", settings.max_followers_per_owner)
     app.state.export_slots = OwnerSlots("image exports", settings.max_exports_per_owner)
     app.state.celery = create_celery(settings)
+    app.state.http_metrics = HttpMetrics()
+    app.add_middleware(HttpMetricsMiddleware, metrics=app.state.http_metrics)
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
     app.include_router(builds.router)
@@ -64,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tokens.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    openapi.install(app)
     web.install(app)  # the dashboard: pages at /, helpers and static files under /ui/
     return app
 

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.upload import read_upload
 from core import builds as build_service
+from core import tracing
 from core.auth import Caller
 from core.db import session_scope
 from core.errors import ImageBuilderError, InvalidOption
@@ -88,6 +89,22 @@ async def submit_upload(
 ) -> BuildOut:
     """Stream the request's zip to disk, check it and the options, record the build (committed),
     then queue it. `options` (query parameters) are overridden by form fields."""
+    with tracing.tracer().start_as_current_span("builds.submit") as span:
+        build = await _submit(request, settings, engine, celery, caller, options, fields_hook)
+        span.set_attribute("imagebuilder.build_id", build.id)
+        span.set_attribute("imagebuilder.upload_bytes", build.source.size_bytes)
+    return build
+
+
+async def _submit(
+    request: Request,
+    settings: Settings,
+    engine: Engine,
+    celery: Celery,
+    caller: Caller,
+    options: dict[str, str],
+    fields_hook: FieldsHook | None,
+) -> BuildOut:
     await run_in_threadpool(admit, engine, settings, caller)
     partial = new_upload_path(settings)
     upload = await read_upload(request, partial, settings.max_upload_bytes)
@@ -101,6 +118,7 @@ async def submit_upload(
         partial.unlink(missing_ok=True)
         raise
     build = await run_in_threadpool(_record, engine, settings, caller, source, parsed)
+    # anyio runs it with a copy of this context: the message joins the submit span's trace.
     await run_in_threadpool(enqueue_build, celery, build.id)
     return build
 

@@ -201,6 +201,11 @@ class Api:
     def rebuild(self, build_id: str) -> Json:
         return _build(self._json("POST", f"{_build_path(build_id)}/rebuild"))
 
+    def dockerfile(self, build_id: str) -> str:
+        """The Dockerfile that was built."""
+        path = f"{_build_path(build_id)}/dockerfile"
+        return self._request("GET", path, headers={"Accept": "text/plain"}).text
+
     def log_lines(self, build_id: str, *, after: int = 0) -> Iterator[str]:
         """The stored log as it is now, line by line."""
         with self.open_log(build_id, params={"after": str(after)}) as response:
@@ -231,6 +236,83 @@ class Api:
             yield response
         finally:
             response.close()
+
+    # --- supply chain ------------------------------------------------------------------------
+
+    def sbom(self, build_id: str) -> Json:
+        """The image's CycloneDX SBOM."""
+        return self._json("GET", f"{_build_path(build_id)}/sbom")
+
+    def provenance(self, build_id: str) -> Json:
+        """The image's in-toto statement with a SLSA provenance predicate."""
+        return self._json("GET", f"{_build_path(build_id)}/provenance")
+
+    def download_image(
+        self,
+        build_id: str,
+        out: BinaryIO,
+        on_progress: Callable[[int], None] = lambda _n: None,
+    ) -> int:
+        """Stream the image (`docker save` tar) into `out`; returns the bytes written."""
+        request = self._http.build_request(
+            "GET",
+            f"{_build_path(build_id)}/image",
+            headers={"Accept": "application/x-tar"},
+            timeout=_UPLOAD_TIMEOUT,
+        )
+        written = 0
+        with self._transport_errors():
+            response = self._http.send(request, stream=True)
+        try:
+            if response.status_code >= 300:
+                with self._transport_errors():
+                    response.read()
+                raise api_error(response)
+            with self._transport_errors():
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+                    written += len(chunk)
+                    on_progress(len(chunk))
+        finally:
+            response.close()
+        return written
+
+    def get_webhook(self) -> Json:
+        """The caller's default webhook URL and signing secret."""
+        return self._json("GET", "/api/v1/owner/webhook")
+
+    def set_webhook(
+        self,
+        url: str | None,
+        *,
+        secret: str | None = None,
+        rotate_secret: bool = False,
+        previous_secret_seconds: int | None = None,
+    ) -> Json:
+        """Set (or with None remove) the default webhook; optionally rotate its secret."""
+        body: Json = {"url": url, "rotate_secret": rotate_secret}
+        if secret is not None:
+            body["secret"] = secret
+        if previous_secret_seconds is not None:
+            body["previous_secret_seconds"] = previous_secret_seconds
+        return self._json("PUT", "/api/v1/owner/webhook", json=body)
+
+    # --- admin -------------------------------------------------------------------------------
+
+    def builds_on_base(self, base_digest: str, *, limit: int | None = None) -> Json:
+        """Admin: the builds made on a base image digest."""
+        params = {"base_digest": base_digest} | ({"limit": str(limit)} if limit else {})
+        page = self._json("GET", "/api/v1/admin/builds", params=params)
+        items = page.get("items")
+        if not isinstance(items, list):
+            raise ApiError(200, "unexpected_response", "The build list has no 'items' list.")
+        page["items"] = [_build(item) for item in items]
+        return page
+
+    def rebuild_on_base(self, base_digest: str, *, limit: int | None = None) -> Json:
+        """Admin: rebuild the newest succeeded builds made on a (since patched) base."""
+        params = {"base_digest": base_digest} | ({"limit": str(limit)} if limit else {})
+        return self._json("POST", "/api/v1/admin/rebuild", params=params)
 
     # --- tokens (admin) --------------------------------------------------------------------
 

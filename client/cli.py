@@ -54,7 +54,7 @@ app = typer.Typer(
     ),
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -64,6 +64,18 @@ tokens_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(tokens_app, name="tokens")
+webhook_app = typer.Typer(
+    help="The webhook that hears of every build of yours, and its signing secret.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(webhook_app, name="webhook")
+admin_app = typer.Typer(
+    help="Rebuild what was made on a patched base image (needs an admin token).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(admin_app, name="admin")
 
 
 class Status(StrEnum):
@@ -703,6 +715,180 @@ def tokens_revoke(
         session.print_json({"id": token_id, "revoked": True})
     else:
         session.line(Text(f"Revoked token {safe(token_id)}."))
+
+
+# --- artifacts, webhooks, admin ----------------------------------------------------------------
+
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout."),
+]
+DigestOption = Annotated[
+    str, typer.Option("--base-digest", metavar="sha256:HEX", help="The base image's digest.")
+]
+
+
+def _write_document(session: Session, document: Json, output: Path | None, what: str) -> None:
+    text = json.dumps(document, indent=2, ensure_ascii=True) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    output.write_text(text, encoding="utf-8")
+    session.note(f"Wrote the {what} to {output}.")
+
+
+@app.command(help="Print or save a succeeded build's SBOM (CycloneDX JSON).")
+def sbom(
+    build_id: BuildId,
+    output: OutputOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    session = Session.start(url, token, json_output=True)
+    with session.api() as api:
+        _write_document(session, api.sbom(build_id), output, "SBOM")
+
+
+@app.command(help="Print or save a succeeded build's provenance (in-toto, SLSA v1).")
+def provenance(
+    build_id: BuildId,
+    output: OutputOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    session = Session.start(url, token, json_output=True)
+    with session.api() as api:
+        _write_document(session, api.provenance(build_id), output, "provenance")
+
+
+@app.command(help="Show the Dockerfile a build used (the project's own or the generated one).")
+def dockerfile(
+    build_id: BuildId,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    session = Session.start(url, token, json_output=False)
+    with session.api() as api:
+        sys.stdout.write(neutralise(api.dockerfile(build_id)))
+    sys.stdout.flush()
+
+
+@app.command(help="Download a build's image as a tar file; load it with `docker load -i FILE`.")
+def image(
+    build_id: BuildId,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="Where to write the tar.")
+    ],
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    session = Session.start(url, token, json_output=False)
+    partial = output.with_name(output.name + ".part")
+    with session.api() as api:
+        try:
+            with partial.open("wb") as out:
+                size = api.download_image(build_id, out)
+            partial.replace(output)
+        finally:
+            partial.unlink(missing_ok=True)
+    session.note(f"Wrote {size} bytes to {output}; load it with: docker load -i {output}")
+
+
+def _show_webhook(session: Session, webhook: Json) -> None:
+    if session.json:
+        session.print_json(webhook)
+        return
+    session.line(Text(f"url: {safe(webhook.get('url') or '(none)')}"))
+    session.line(Text(f"secret: {safe(webhook.get('secret'))}"))
+    for until in webhook.get("previous_secrets_expire_at") or []:
+        session.line(Text(f"previous secret signs until: {safe(until)}"))
+
+
+@webhook_app.command("show", help="Show the webhook URL and its signing secret.")
+def webhook_show(
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    session = Session.start(url, token, json_output)
+    with session.api() as api:
+        _show_webhook(session, api.get_webhook())
+
+
+@webhook_app.command("set", help="Set the webhook URL (--remove to remove it); rotate its secret.")
+def webhook_set(
+    target: Annotated[
+        str | None, typer.Argument(metavar="URL", help="Receives every finished build.")
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the webhook.")] = False,
+    rotate_secret: Annotated[
+        bool, typer.Option("--rotate-secret", help="Replace the signing secret.")
+    ] = False,
+    previous_secret_seconds: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-previous",
+            metavar="SECONDS",
+            min=0,
+            help="How long a replaced secret keeps signing (default 86400).",
+        ),
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    if (target is None) == (not remove):
+        raise typer.BadParameter("give a URL, or --remove")
+    session = Session.start(url, token, json_output)
+    with session.api() as api:
+        webhook = api.set_webhook(
+            None if remove else target,
+            rotate_secret=rotate_secret,
+            previous_secret_seconds=previous_secret_seconds,
+        )
+    _show_webhook(session, webhook)
+
+
+@admin_app.command("builds", help="List the builds made on a base image digest.")
+def admin_builds(
+    base_digest: DigestOption,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    session = Session.start(url, token, json_output)
+    with session.api() as api:
+        page = api.builds_on_base(base_digest)
+    if session.json:
+        session.print_json(page)
+    elif page["items"]:
+        session.out.print(render.builds_table(page["items"]))
+    else:
+        session.note("No builds on that base.")
+
+
+@admin_app.command(
+    "rebuild", help="Rebuild the newest succeeded build of every owner and tag made on a base."
+)
+def admin_rebuild(
+    base_digest: DigestOption,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    session = Session.start(url, token, json_output)
+    with session.api() as api:
+        report = api.rebuild_on_base(base_digest)
+    if session.json:
+        session.print_json(report)
+        return
+    for item in report.get("queued") or []:
+        session.line(
+            Text(f"queued {safe(item.get('id'))} (rebuild of {safe(item.get('rebuild_of'))})")
+        )
+    for item in report.get("skipped") or []:
+        session.line(Text(f"skipped {safe(item.get('id'))}: {safe(item.get('reason'))}"))
 
 
 # --- entry point -----------------------------------------------------------------------------

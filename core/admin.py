@@ -3,6 +3,8 @@
     advisories import PATH     load an OSV export (zip), a folder of OSV JSON files or one JSON
                                file; replaces the advisory database in one transaction
     advisories status          when it was imported, from what, how many advisories, its age
+    advisories check-lock FILE the packages a pinned requirements file locks (the service's own
+                               requirements.lock) against the database; exit 1 on a finding
     builds --base-digest D     the builds made on a base image digest (rebuild them with
                                POST /api/v1/admin/rebuild?base_digest=D)
     tokens create --owner NAME [--admin]
@@ -19,9 +21,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.advisories import AdvisorySourceInvalid, database_status, load_osv, replace_advisories
+from core.advisories import (
+    AdvisorySourceInvalid,
+    database_status,
+    find_vulnerabilities,
+    load_osv,
+    replace_advisories,
+)
 from core.db import get_engine, session_scope
 from core.errors import InvalidOption
+from core.lockfile import LockInvalid, locked_packages
 from core.rebuilds import builds_on_base
 from core.settings import get_settings
 from core.tokens import create_token
@@ -38,13 +47,13 @@ def _import(path: Path, allow_empty: bool) -> int:
             count = replace_advisories(session, load_osv(path), source=str(path.resolve()))
             if count == 0 and not allow_empty:
                 raise AdvisorySourceInvalid(
-                    f"{path} holds no PyPI advisory; the database was left as it was "
+                    f"{path} holds no PyPI or Debian advisory; the database was left as it was "
                     "(--allow-empty replaces it anyway)"
                 )
     except (AdvisorySourceInvalid, OSError) as exc:
         sys.stderr.write(f"advisories import: {exc}\n")
         return 1
-    _write(f"imported {count} PyPI advisories from {path}")
+    _write(f"imported {count} PyPI and Debian advisories from {path}")
     return 0
 
 
@@ -55,6 +64,24 @@ def _status() -> int:
     if status.source:
         _write(f"source: {status.source}")
     return 0 if status.imported_at is not None else 1
+
+
+def _check_lock(path: Path) -> int:
+    try:
+        packages = locked_packages(path.read_text(encoding="utf-8"))
+    except (LockInvalid, OSError, UnicodeDecodeError) as exc:
+        sys.stderr.write(f"advisories check-lock: {path}: {exc}\n")
+        return 1
+    with session_scope(get_engine(get_settings())) as session:
+        status = database_status(session)
+        if status.imported_at is None:
+            sys.stderr.write("advisories check-lock: no advisory database was imported\n")
+            return 1
+        findings = find_vulnerabilities(session, packages)
+    for finding in findings:
+        _write(str(finding))
+    _write(f"{len(packages)} locked packages, {len(findings)} findings ({status.describe()})")
+    return 1 if findings else 0
 
 
 def _builds(digest: str, limit: int) -> int:
@@ -86,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load.add_argument("path", type=Path, help="an OSV zip, a folder of OSV JSON, or a JSON file")
     load.add_argument("--allow-empty", action="store_true", help="accept a source with none")
     actions.add_parser("status", help="when the database was imported and how old it is")
+    check = actions.add_parser("check-lock", help="a pinned requirements file's findings")
+    check.add_argument("path", type=Path, help="a requirements file of name==version pins")
     builds = commands.add_parser("builds", help="builds made on a base image digest")
     builds.add_argument("--base-digest", required=True, help="sha256:<hex>")
     builds.add_argument("--limit", type=int, default=100)
@@ -99,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _create_token(args.owner, args.admin)
     if args.command == "advisories" and args.action == "import":
         return _import(args.path, args.allow_empty)
+    if args.command == "advisories" and args.action == "check-lock":
+        return _check_lock(args.path)
     if args.command == "advisories":
         return _status()
     return _builds(args.base_digest, args.limit)

@@ -1,20 +1,24 @@
-"""The local vulnerability database: OSV advisories for PyPI packages, imported and matched.
+"""The local vulnerability database: OSV advisories for PyPI and Debian packages, imported and
+matched.
 
-Import (`load_osv` then `replace_advisories`): an OSV export zip (such as `PyPI/all.zip`), a folder
-of OSV JSON files, or one JSON file (a record or a list of records). Only PyPI entries are kept,
-since the scan covers the image's Python packages; withdrawn advisories are skipped. A record's
-`affected` entries for one package are merged into one row. The whole table is replaced in one
-transaction: a scan sees the old database or the new one, never a mix, and a failed import changes
-nothing.
+Import (`load_osv` then `replace_advisories`): an OSV export zip (such as `PyPI/all.zip` or
+`Debian/all.zip`), a folder of OSV JSON files, or one JSON file (a record or a list of records).
+PyPI entries and Debian entries (ecosystem `Debian:<release>`, naming source packages) are kept,
+since the scan covers the image's Python and Debian packages; withdrawn advisories are skipped.
+A record's `affected` entries for one package are merged into one row. The whole table is
+replaced in one transaction: a scan sees the old database or the new one, never a mix, and a failed
+import changes nothing.
 
 Matching (`match`) follows the OSV schema's evaluation: a version is affected when `versions` lists
 it, or when one ECOSYSTEM or SEMVER range's events, sorted by version, leave it inside an
 introduced..fixed (fixed excluded) or introduced..last_affected (included) interval. GIT ranges
-name commits and are ignored. Versions compare as PEP 440 (`packaging.version`).
+name commits and are ignored. PyPI versions compare as PEP 440 (`packaging.version`), Debian
+versions as dpkg does (core.debversion).
 
 Severity: the advisory's own rating (GHSA's `database_specific.severity`) where it has one, else
-the CVSS v3 base score of its vector, else "unknown". Records that are the same vulnerability under
-several ids (PYSEC-..., GHSA-..., linked by `aliases`) become one finding.
+the base score of its CVSS v3 or v4 vector (v4 scored by the `cvss` package), else "unknown".
+Records that are the same vulnerability under several ids (PYSEC-..., GHSA-..., linked by
+`aliases`) become one finding.
 """
 
 from __future__ import annotations
@@ -29,14 +33,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cvss import CVSS4
+from cvss.exceptions import CVSSError
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
+from core.debversion import DebianVersion, InvalidDebianVersion
 from core.models import Advisory, AdvisoryImport
 
 ECOSYSTEM = "PyPI"
+DEBIAN = "Debian"  # OSV ecosystems "Debian:11", "Debian:12", ...
 # Ordered from least to most severe.
 SEVERITIES = ("unknown", "low", "medium", "high", "critical")
 # One OSV record is a few kilobytes; a file far larger than this is not one.
@@ -73,6 +81,7 @@ class AdvisoryRecord:
     severity: str
     affected: dict[str, Any]
     modified_at: datetime | None
+    ecosystem: str = ECOSYSTEM
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,7 @@ class Finding:
     severity: str
     summary: str
     aliases: list[str] = field(default_factory=list)
+    ecosystem: str = ECOSYSTEM
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,18 +149,20 @@ def parse_record(record: dict[str, Any]) -> list[AdvisoryRecord]:
     advisory_id = str(record.get("id", ""))
     if record.get("withdrawn") or not advisory_id or len(advisory_id) > 100:
         return []
-    merged: dict[str, dict[str, Any]] = {}
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
     severities: list[str] = []
     for entry in _list(record.get("affected")):
         if not isinstance(entry, dict):
             continue
         package = entry.get("package")
-        if not isinstance(package, dict) or package.get("ecosystem") != ECOSYSTEM:
+        ecosystem = package.get("ecosystem") if isinstance(package, dict) else None
+        if not isinstance(package, dict) or not _kept_ecosystem(ecosystem):
             continue
         name = package.get("name")
         if not isinstance(name, str) or not name or len(name) > 200:
             continue
-        target = merged.setdefault(normalize_name(name), {"ranges": [], "versions": []})
+        key = (str(ecosystem), normalize_name(name) if ecosystem == ECOSYSTEM else name)
+        target = merged.setdefault(key, {"ranges": [], "versions": []})
         target["ranges"] += [r for r in _list(entry.get("ranges")) if isinstance(r, dict)]
         target["versions"] += [str(v) for v in _list(entry.get("versions"))]
         severities += _entry_severities(entry)
@@ -170,9 +182,16 @@ def parse_record(record: dict[str, Any]) -> list[AdvisoryRecord]:
             severity=severity,
             affected=affected,
             modified_at=_timestamp(record.get("modified")),
+            ecosystem=ecosystem,
         )
-        for package, affected in merged.items()
+        for (ecosystem, package), affected in merged.items()
     ]
+
+
+def _kept_ecosystem(ecosystem: object) -> bool:
+    return ecosystem == ECOSYSTEM or (
+        isinstance(ecosystem, str) and ecosystem.startswith(DEBIAN + ":")
+    )
 
 
 def _list(value: object) -> list[Any]:
@@ -214,11 +233,27 @@ def _severity(record: dict[str, Any], from_entries: list[str]) -> str:
 def _cvss_ratings(severity: object) -> list[str]:
     ratings = []
     for item in _list(severity):
-        if isinstance(item, dict) and item.get("type") == "CVSS_V3":
-            score = cvss3_base_score(str(item.get("score", "")))
-            if score is not None:
-                ratings.append(cvss_rating(score))
+        if not isinstance(item, dict):
+            continue
+        vector = str(item.get("score", ""))
+        score = None
+        if item.get("type") == "CVSS_V3":
+            score = cvss3_base_score(vector)
+        elif item.get("type") == "CVSS_V4":
+            score = cvss4_base_score(vector)
+        if score is not None:
+            ratings.append(cvss_rating(score))
     return ratings
+
+
+def cvss4_base_score(vector: str) -> float | None:
+    """The base score of a CVSS v4.0 vector; None when it is not one."""
+    if not vector.startswith("CVSS:4.0/"):
+        return None
+    try:
+        return float(CVSS4(vector).base_score)
+    except (CVSSError, ValueError, KeyError):
+        return None
 
 
 # CVSS v3.x base metric weights (FIRST's specification, section 7.4).
@@ -264,6 +299,7 @@ def _roundup(value: float) -> float:
 
 
 def cvss_rating(score: float) -> str:
+    # The same bands in CVSS v3.x and v4.0 (0.1-3.9 low ... 9.0-10.0 critical).
     if score >= 9.0:
         return "critical"
     if score >= 7.0:
@@ -276,20 +312,28 @@ def cvss_rating(score: float) -> str:
 # --- matching -----------------------------------------------------------------------------------
 
 
-def _version(text: str) -> Version | None:
+# A Version or a DebianVersion: one call compares versions of one ecosystem only.
+Comparable = Any
+
+
+def _version(text: str, ecosystem: str = ECOSYSTEM) -> Comparable | None:
     try:
+        if ecosystem.startswith(DEBIAN):
+            return DebianVersion(text)
         return Version(text)
-    except InvalidVersion:
+    except (InvalidVersion, InvalidDebianVersion):
         return None
 
 
 _EVENT_ORDER = {"introduced": 0, "fixed": 1, "last_affected": 2, "limit": 3}
 
 
-def _events(events: Iterable[Any]) -> list[tuple[Version | None, int, str, str]]:
+def _events(
+    events: Iterable[Any], ecosystem: str = ECOSYSTEM
+) -> list[tuple[Comparable | None, int, str, str]]:
     """(version, tie order, kind, text) sorted by version; None is introduced "0", the lowest.
     Events whose version does not parse are left out."""
-    parsed: list[tuple[Version | None, int, str, str]] = []
+    parsed: list[tuple[Comparable | None, int, str, str]] = []
     for event in events:
         if not isinstance(event, dict):
             continue
@@ -299,14 +343,17 @@ def _events(events: Iterable[Any]) -> list[tuple[Version | None, int, str, str]]
             text = str(event[kind])
             if kind == "introduced" and text == "0":
                 parsed.append((None, order, kind, text))
-            elif (version := _version(text)) is not None:
+            elif (version := _version(text, ecosystem)) is not None:
                 parsed.append((version, order, kind, text))
-    return sorted(parsed, key=lambda item: (item[0] is not None, item[0] or Version("0"), item[1]))
+    lowest = _version("0", ecosystem)
+    return sorted(parsed, key=lambda item: (item[0] is not None, item[0] or lowest, item[1]))
 
 
-def _in_range(version: Version, events: Iterable[Any]) -> tuple[bool, str | None]:
+def _in_range(
+    version: Comparable, events: Iterable[Any], ecosystem: str = ECOSYSTEM
+) -> tuple[bool, str | None]:
     """Whether `version` is inside the range, and the fixed version that closes its interval."""
-    ordered = _events(events)
+    ordered = _events(events, ecosystem)
     affected = False
     for at, _order, kind, _text in ordered:
         if kind == "introduced":
@@ -327,9 +374,11 @@ def _in_range(version: Version, events: Iterable[Any]) -> tuple[bool, str | None
     return True, closing[1] if closing is not None and closing[0] == "fixed" else None
 
 
-def match(installed: str, affected: dict[str, Any]) -> tuple[bool, str | None]:
+def match(
+    installed: str, affected: dict[str, Any], ecosystem: str = ECOSYSTEM
+) -> tuple[bool, str | None]:
     """Whether version `installed` is affected, and the version that fixes it where known."""
-    version = _version(installed)
+    version = _version(installed, ecosystem)
     hit = False
     fixed: str | None = None
     for range_ in _list(affected.get("ranges")):
@@ -337,37 +386,39 @@ def match(installed: str, affected: dict[str, Any]) -> tuple[bool, str | None]:
             continue
         if version is None:
             continue
-        inside, closes = _in_range(version, _list(range_.get("events")))
+        inside, closes = _in_range(version, _list(range_.get("events")), ecosystem)
         if inside:
             hit = True
-            fixed = _lowest(fixed, closes)
+            fixed = _lowest(fixed, closes, ecosystem)
     for listed in _list(affected.get("versions")):
         text = str(listed)
-        if text == installed or (version is not None and _version(text) == version):
+        if text == installed or (version is not None and _version(text, ecosystem) == version):
             hit = True
             break
     if hit and fixed is None and version is not None:
-        fixed = _next_fixed(version, affected)
+        fixed = _next_fixed(version, affected, ecosystem)
     return hit, fixed
 
 
-def _lowest(current: str | None, candidate: str | None) -> str | None:
+def _lowest(current: str | None, candidate: str | None, ecosystem: str) -> str | None:
     if candidate is None:
         return current
     if current is None:
         return candidate
-    first, second = _version(current), _version(candidate)
-    return candidate if first is not None and second is not None and second < first else current
+    first, second = _version(current, ecosystem), _version(candidate, ecosystem)
+    if first is None or second is None or type(first) is not type(second):
+        return current
+    return candidate if second < first else current
 
 
-def _next_fixed(version: Version, affected: dict[str, Any]) -> str | None:
+def _next_fixed(version: Comparable, affected: dict[str, Any], ecosystem: str) -> str | None:
     """For a listed version: the lowest fixed event above it in any range."""
     fixed: str | None = None
     for range_ in _list(affected.get("ranges")):
         if isinstance(range_, dict) and range_.get("type") in _RANGE_TYPES:
-            for at, _order, kind, text in _events(_list(range_.get("events"))):
+            for at, _order, kind, text in _events(_list(range_.get("events")), ecosystem):
                 if kind == "fixed" and at is not None and at > version:
-                    fixed = _lowest(fixed, text)
+                    fixed = _lowest(fixed, text, ecosystem)
     return fixed
 
 
@@ -380,6 +431,8 @@ def replace_advisories(session: Session, records: Iterable[dict[str, Any]], *, s
     rows: dict[tuple[str, str], AdvisoryRecord] = {}
     for record in records:
         for entry in parse_record(record):
+            # The table's key: a PyPI and a Debian package of one name under one id stay apart
+            # only if their ids differ, which OSV's per-ecosystem ids guarantee.
             key = (entry.id, entry.package)
             previous = rows.get(key)
             if previous is None or _newer(entry, previous):
@@ -387,7 +440,7 @@ def replace_advisories(session: Session, records: Iterable[dict[str, Any]], *, s
     session.execute(delete(Advisory))
     batch: list[dict[str, Any]] = []
     for entry in rows.values():
-        batch.append(asdict(entry) | {"ecosystem": ECOSYSTEM})
+        batch.append(asdict(entry))
         if len(batch) >= _INSERT_BATCH:
             session.execute(insert(Advisory), batch)
             batch = []
@@ -461,6 +514,43 @@ def find_vulnerabilities(session: Session, packages: Iterable[tuple[str, str]]) 
     return merge_aliases(findings)
 
 
+def find_debian_vulnerabilities(
+    session: Session, release: str | None, packages: Iterable[tuple[str, str | None, str]]
+) -> list[Finding]:
+    """The findings for installed Debian (binary name, source name, version) triples of a Debian
+    release ("12"): Debian advisories name source packages, which a binary package shares."""
+    if not release:
+        return []
+    ecosystem = f"{DEBIAN}:{release.split('.', 1)[0]}"
+    by_source: dict[str, list[tuple[str, str]]] = {}
+    for name, source, version in packages:
+        by_source.setdefault(source or name, []).append((name, version))
+    names = sorted(by_source)
+    findings: list[Finding] = []
+    for start in range(0, len(names), 500):
+        chunk = names[start : start + 500]
+        advisories = session.scalars(
+            select(Advisory).where(Advisory.ecosystem == ecosystem, Advisory.package.in_(chunk))
+        ).all()
+        for advisory in advisories:
+            for binary, version in by_source[advisory.package]:
+                hit, fixed = match(version, advisory.affected, ecosystem)
+                if hit:
+                    findings.append(
+                        Finding(
+                            id=advisory.id,
+                            package=binary,
+                            installed_version=version,
+                            fixed_version=fixed,
+                            severity=advisory.severity,
+                            summary=advisory.summary,
+                            aliases=list(advisory.aliases),
+                            ecosystem=ecosystem,
+                        )
+                    )
+    return merge_aliases(findings)
+
+
 def _preference(finding: Finding) -> tuple[int, int, str]:
     # The best-rated record names the finding; among equals, GHSA ids (the most widely linked).
     return (SEVERITIES.index(finding.severity), finding.id.startswith("GHSA-"), finding.id)
@@ -499,6 +589,7 @@ def merge_aliases(findings: Iterable[Finding]) -> list[Finding]:
                 severity=best.severity,
                 summary=best.summary,
                 aliases=sorted(names - {best.id}),
+                ecosystem=best.ecosystem,
             )
         )
     return sorted(result, key=lambda f: (-SEVERITIES.index(f.severity), f.package, f.id))

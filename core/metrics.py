@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
-from core.models import Build, BuildEvent, MetricCounter
+from core.models import Build, BuildEvent, BuildOutcomeCount, MetricCounter
 from core.status import BuildStatus, Phase
 
 PHASE_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -211,3 +211,55 @@ def snapshot(session: Session) -> Snapshot:
         log_bytes_total=int(counters.get(ENDED_LOG_BYTES, 0)) + active_log_bytes,
         oldest_queued_seconds=waited,
     )
+
+
+# --- counters kept in the database ----------------------------------------------------------------
+
+
+def count_outcome(session: Session, status: BuildStatus, error_code: str | None) -> None:
+    """Count one ended build, in the transaction that ends it (an upsert: concurrent workers add
+    up, and a rolled-back transition counts nothing)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(BuildOutcomeCount).values(
+        status=status.value, error_code=error_code or "", count=1
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["status", "error_code"],
+            set_={"count": BuildOutcomeCount.count + 1},
+        )
+    )
+
+
+def outcome_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(status, error code or "", builds) for every outcome counted so far."""
+    rows = session.execute(
+        select(BuildOutcomeCount.status, BuildOutcomeCount.error_code, BuildOutcomeCount.count)
+    ).all()
+    return [(status, code, int(count)) for status, code, count in rows]
+
+
+@dataclass(frozen=True)
+class WorkerLoad:
+    worker: str
+    running: int
+    last_heartbeat_seconds: float
+
+
+def worker_load(session: Session) -> list[WorkerLoad]:
+    """Per worker host: builds running there now and how long since its freshest heartbeat."""
+    now = utcnow()
+    rows = session.execute(
+        select(Build.worker, func.count(), func.max(Build.heartbeat_at))
+        .where(Build.status == BuildStatus.RUNNING, Build.worker.is_not(None))
+        .group_by(Build.worker)
+    ).all()
+    return [
+        WorkerLoad(
+            worker=str(worker),
+            running=int(count),
+            last_heartbeat_seconds=max(0.0, (now - beat).total_seconds()) if beat else 0.0,
+        )
+        for worker, count, beat in rows
+    ]

@@ -170,6 +170,20 @@ class OwnerSettings(Base):
     owner: Mapped[str] = mapped_column(String(100), primary_key=True)
     webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook_secret: Mapped[str | None] = mapped_column(String(200))
+    # Replaced secrets that still sign during their grace period: [{"secret", "expires_at"}].
+    webhook_previous_secrets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
+
+class BuildOutcomeCount(Base):
+    """How many builds ended in each status and error code: counted once, by the transition that
+    ends a build, so the figure never depends on how much history is kept (a Prometheus counter
+    that every process increments in the database it shares)."""
+
+    __tablename__ = "build_outcome_counts"
+
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    error_code: Mapped[str] = mapped_column(String(100), primary_key=True)  # "" when none
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class WebhookDelivery(Base):

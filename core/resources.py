@@ -79,6 +79,7 @@ class VulnerabilityOut(BaseModel):
     severity: str
     summary: str | None = None
     aliases: list[str] = Field(default_factory=list)
+    ecosystem: str = Field(default="PyPI", description="PyPI, or Debian:<release>.")
 
 
 class PushOut(BaseModel):

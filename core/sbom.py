@@ -17,41 +17,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
+
 from core.advisories import Finding
 
 SPEC_VERSION = "1.5"
 MEDIA_TYPE = "application/vnd.cyclonedx+json"
-# SPDX identifiers common among Python packages: the only ones given as `license.id` (the schema
-# accepts listed ids only); anything else is a `license.name`.
-_SPDX = frozenset(
-    {
-        "0BSD",
-        "AGPL-3.0-only",
-        "AGPL-3.0-or-later",
-        "Apache-2.0",
-        "BSD-2-Clause",
-        "BSD-3-Clause",
-        "BSL-1.0",
-        "CC0-1.0",
-        "EPL-2.0",
-        "GPL-2.0-only",
-        "GPL-2.0-or-later",
-        "GPL-3.0-only",
-        "GPL-3.0-or-later",
-        "ISC",
-        "LGPL-2.1-only",
-        "LGPL-2.1-or-later",
-        "LGPL-3.0-only",
-        "LGPL-3.0-or-later",
-        "MIT",
-        "MIT-0",
-        "MPL-2.0",
-        "PSF-2.0",
-        "Python-2.0",
-        "Unlicense",
-        "Zlib",
-    }
-)
+# What people write in the License field or classifiers for common licenses, mapped to SPDX ids;
+# anything that is still not an SPDX expression is given as a `license.name`.
 _LICENSE_ALIASES = {
     "mit license": "MIT",
     "the mit license": "MIT",
@@ -59,6 +32,7 @@ _LICENSE_ALIASES = {
     "apache-2": "Apache-2.0",
     "apache license 2.0": "Apache-2.0",
     "apache license, version 2.0": "Apache-2.0",
+    "apache software license": "Apache-2.0",
     "apache software license 2.0": "Apache-2.0",
     "bsd-3": "BSD-3-Clause",
     "new bsd license": "BSD-3-Clause",
@@ -91,10 +65,15 @@ class PythonPackage:
         return f"pkg:pypi/{quote(name, safe='.-')}@{quote(self.version, safe='.+-!')}"
 
     def licenses(self) -> list[dict[str, Any]]:
-        """CycloneDX `licenses`: the SPDX expression if declared, else the License field (when it
-        is a name, not the whole text) and the license classifiers."""
-        if self.license_expression:
-            return [{"expression": self.license_expression}]
+        """CycloneDX `licenses`: the declared License-Expression if it is valid SPDX (else its
+        text as a name), otherwise the License field (when it is a name, not the whole text) and
+        the license classifiers, each an SPDX id where one is known."""
+        declared = (self.license_expression or "").strip()
+        if declared:
+            expression = spdx_expression(declared)
+            if expression is None:
+                return [{"license": {"name": declared[:200]}}]
+            return [{"expression": expression}]
         names: list[str] = []
         field_value = (self.license or "").strip()
         if field_value and "\n" not in field_value and len(field_value) <= 100:
@@ -106,13 +85,33 @@ class PythonPackage:
         entries: list[dict[str, Any]] = []
         seen: set[str] = set()
         for name in names:
-            spdx = name if name in _SPDX else _LICENSE_ALIASES.get(name.lower())
-            key = spdx or name.lower()
-            if key in seen or name.upper() in ("UNKNOWN", "NONE"):
+            if name.upper() in ("UNKNOWN", "NONE"):
+                continue
+            spdx = spdx_expression(_LICENSE_ALIASES.get(name.lower(), name))
+            identifier = spdx if spdx is not None and _is_single_id(spdx) else None
+            key = identifier or name.lower()
+            if key in seen:
                 continue
             seen.add(key)
-            entries.append({"license": {"id": spdx} if spdx else {"name": name}})
+            entries.append({"license": {"id": identifier} if identifier else {"name": name}})
         return entries
+
+
+def spdx_expression(text: str) -> str | None:
+    """`text` as a canonical SPDX license expression (packaging.licenses), None if it is not one."""
+    try:
+        return str(canonicalize_license_expression(text))
+    except InvalidLicenseExpression:
+        return None
+
+
+def _is_single_id(expression: str) -> bool:
+    # One identifier (no operator, no exception, no LicenseRef): a CycloneDX `license.id`.
+    return (
+        " " not in expression
+        and "(" not in expression
+        and not expression.startswith(("LicenseRef-", "DocumentRef-"))
+    )
 
 
 @dataclass(frozen=True)
@@ -232,7 +231,7 @@ def cyclonedx(
         "components": components,
         "dependencies": [{"ref": "image", "dependsOn": [c["bom-ref"] for c in components]}],
     }
-    vulnerabilities = _vulnerabilities(findings, {p.name.lower(): p for p in inventory.python})
+    vulnerabilities = _vulnerabilities(findings, inventory)
     if vulnerabilities:
         document["vulnerabilities"] = vulnerabilities
     return document
@@ -283,15 +282,14 @@ def _properties(values: Mapping[str, str | None]) -> list[dict[str, str]]:
     return [{"name": name, "value": value} for name, value in values.items() if value]
 
 
-def _vulnerabilities(
-    findings: Iterable[Finding], packages: Mapping[str, PythonPackage]
-) -> list[dict[str, Any]]:
+def _vulnerabilities(findings: Iterable[Finding], inventory: Inventory) -> list[dict[str, Any]]:
+    python = {_pep503(p.name): p.purl for p in inventory.python}
+    debian = {p.name: p.purl(inventory.os) for p in inventory.debian}
     entries = []
     for finding in findings:
-        package = packages.get(finding.package) or next(
-            (p for p in packages.values() if _pep503(p.name) == finding.package), None
-        )
-        if package is None:
+        is_debian = finding.ecosystem.startswith("Debian")
+        purl = debian.get(finding.package) if is_debian else python.get(_pep503(finding.package))
+        if purl is None:
             continue
         entry: dict[str, Any] = {
             "bom-ref": f"{finding.id}:{finding.package}",
@@ -299,14 +297,14 @@ def _vulnerabilities(
             "source": {"name": "OSV"},
             "ratings": [{"severity": finding.severity}],
             "description": finding.summary,
-            "affects": [{"ref": package.purl}],
+            "affects": [{"ref": purl}],
         }
         if finding.aliases:
             entry["references"] = [
                 {"id": alias, "source": {"name": "OSV"}} for alias in finding.aliases
             ]
         if finding.fixed_version:
-            entry["recommendation"] = f"Upgrade {package.name} to {finding.fixed_version}."
+            entry["recommendation"] = f"Upgrade {finding.package} to {finding.fixed_version}."
         entries.append(entry)
     return entries
 

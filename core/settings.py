@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # One JSON object per log line (for log shippers); "text" for people at a terminal.
     log_format: Literal["json", "text"] = "json"
+    # OpenTelemetry traces from upload to pipeline phases (core.tracing), exported over OTLP.
+    tracing_enabled: bool = False
+    tracing_service: str = "imagebuilder"
     data_dir: Path = Path("./data")
     host: str = "127.0.0.1"
     port: int = 8000

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
-from core.metrics import count_ended
+from core.metrics import count_ended, count_outcome
 from core.models import Build, BuildEvent
 from core.status import BuildStatus, Failure, Phase, sources_of
 
@@ -71,6 +71,7 @@ def transition(
     )
     if target.terminal:
         count_ended(session, build_id, target)
+        count_outcome(session, target, failure.code if failure is not None else None)
     session.flush()
     return True
 

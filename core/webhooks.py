@@ -1,10 +1,11 @@
 """Webhooks: the signed message a callback URL receives when a build ends, and where it may go.
 
 Message: a JSON body `{"event": "build.finished", "delivery": <id>, "build": <the build resource>}`
-with the headers `X-Imagebuilder-Event`, `X-Imagebuilder-Delivery` and
-`X-Imagebuilder-Signature: sha256=<hex>`, the HMAC-SHA256 of the exact body bytes keyed with the
-owner's webhook secret. Receivers verify with `hmac.compare_digest` and drop a delivery id they have
-already seen (retries resend the same body).
+signed per the Standard Webhooks specification (`webhook-id`, `webhook-timestamp`,
+`webhook-signature`; see core.webhook_signing), with `X-Imagebuilder-Event` and
+`X-Imagebuilder-Delivery`, and for one more release the older `X-Imagebuilder-Signature:
+sha256=<hex>`, the HMAC-SHA256 of the exact body bytes keyed with the owner's current secret.
+Retries resend the same body and `webhook-id`, with a fresh timestamp and signature.
 
 Destinations: http(s) URLs without credentials in them. Every address the host resolves to is
 checked when the message is sent, and the connection goes to that checked address (the URL's host
@@ -23,16 +24,19 @@ import hmac
 import ipaddress
 import json
 import re
-import secrets
 import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from core import webhook_signing
 from core.errors import WebhookRefused
+from core.webhook_signing import new_secret as new_secret  # where callers have imported it
 
 EVENT = "build.finished"
+# Deprecated: kept for one release next to the Standard Webhooks headers.
 SIGNATURE_HEADER = "X-Imagebuilder-Signature"
 EVENT_HEADER = "X-Imagebuilder-Event"
 DELIVERY_HEADER = "X-Imagebuilder-Delivery"
@@ -70,16 +74,12 @@ class UnresolvableHost(WebhookRefused):
 
 
 def sign(secret: str, body: bytes) -> str:
-    """The signature header's value for `body`."""
+    """The deprecated X-Imagebuilder-Signature value for `body`."""
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
 def verify(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(sign(secret, body), header)
-
-
-def new_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
 
 
 def payload(delivery_id: int, build: dict[str, Any]) -> bytes:
@@ -88,13 +88,22 @@ def payload(delivery_id: int, build: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), sort_keys=True, default=str).encode("utf-8")
 
 
-def headers(secret: str, delivery_id: int, body: bytes) -> dict[str, str]:
+def headers(
+    secrets: str | Sequence[str], delivery_id: int, body: bytes, *, timestamp: int | None = None
+) -> dict[str, str]:
+    """The headers of one attempt, signed with every active secret (the current one first)."""
+    active = [secrets] if isinstance(secrets, str) else list(secrets)
+    message = webhook_signing.message_id(delivery_id)
+    when = int(time.time()) if timestamp is None else timestamp
     return {
         "Content-Type": "application/json",
         "User-Agent": "imagebuilder-webhooks/1",
+        webhook_signing.ID_HEADER: message,
+        webhook_signing.TIMESTAMP_HEADER: str(when),
+        webhook_signing.SIGNATURE_HEADER: webhook_signing.signature(active, message, when, body),
         EVENT_HEADER: EVENT,
         DELIVERY_HEADER: str(delivery_id),
-        SIGNATURE_HEADER: sign(secret, body),
+        SIGNATURE_HEADER: sign(active[0], body),
     }
 
 

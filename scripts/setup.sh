@@ -10,7 +10,7 @@
 #   redis                  a Redis answering on 127.0.0.1:${REDIS_PORT:-6379}
 #   postgres               a throwaway cluster on 127.0.0.1:${PGPORT:-55432} with database
 #                          imagebuilder_test, user postgres, trust auth (tests only!)
-#   python-deps            .venv with uv and the project installed editable with [dev]
+#   python-deps            .venv with uv, the service editable with [dev], and the client (client/)
 #   browser                Debian's chromium, which the dashboard's browser tests drive
 #   compose                docker-compose, which validates docker-compose.yml in the tests
 #   registry               Debian's docker-registry (a registry v2 server the push tests start)
@@ -283,9 +283,10 @@ setup_python_deps() {
         "$venv/bin/python" -m pip install -q uv >>"$log" 2>&1 ||
             fail python-deps --log "$log" "pip install uv failed"
     fi
-    if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
-        "$venv/bin/uv" pip install -q --python "$venv/bin/python" -e '.[dev]' >>"$log" 2>&1 ||
-            fail python-deps --log "$log" "uv pip install -e '.[dev]' failed"
+    if [[ ! -f $stamp || pyproject.toml -nt $stamp || client/pyproject.toml -nt $stamp ]]; then
+        "$venv/bin/uv" pip install -q --python "$venv/bin/python" -e '.[dev]' -e ./client \
+            >>"$log" 2>&1 ||
+            fail python-deps --log "$log" "uv pip install -e '.[dev]' -e ./client failed"
         touch "$stamp"
     fi
     echo "python-deps: ready ($("$venv/bin/python" -V))"

@@ -35,10 +35,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy import Engine, Row, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from core import tracing
 from core.archive import extract_archive
 from core.db import retrying, session_scope, utcnow
 from core.detect import DetectionError, Plan, detect
@@ -224,6 +226,7 @@ class Pipeline:
         self._provenance_labels: dict[str, str] = {}
         self._users: dict[str, str] = {}
         self.owner = ""
+        self._phase_span: trace.Span | None = None
 
     # --- entry ---------------------------------------------------------------------------------
 
@@ -238,6 +241,7 @@ class Pipeline:
             attempt = build.attempts
             self.owner = build.owner
         self.say(f"build {self.build_id}, attempt {attempt}, on worker {worker_name()}")
+        self._start_phase_span(Phase.PREPARING)
         try:
             return self._run(options, tag, source)
         except ProjectFault as fault:
@@ -253,6 +257,8 @@ class Pipeline:
                 else None
             )
             return Result(status, failure, self.fields)
+        finally:
+            self._end_phase_span()
 
     def _run(self, options: BuildOptions, tag: str, source: Path) -> Result:
         root = self._prepare(options, source)
@@ -729,7 +735,20 @@ class Pipeline:
         moved = retrying(self.engine, lambda session: enter_phase(session, self.build_id, phase))
         if not moved:
             raise Stopped(BuildStatus.CANCELLED.value)
+        self._start_phase_span(phase)
         self.say(f"phase: {phase}")
+
+    def _start_phase_span(self, phase: Phase) -> None:
+        # One span per phase, children of the task's span; a phase ends where the next begins.
+        self._end_phase_span()
+        self._phase_span = tracing.tracer().start_span(
+            f"pipeline.{phase.value}", attributes={"imagebuilder.build_id": self.build_id}
+        )
+
+    def _end_phase_span(self) -> None:
+        if self._phase_span is not None:
+            self._phase_span.end()
+            self._phase_span = None
 
     def _save(self, values: dict[str, Any]) -> None:
         query = update(Build).where(Build.id == self.build_id).values(values)

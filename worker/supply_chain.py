@@ -24,7 +24,14 @@ from typing import Any
 
 from sqlalchemy import Engine, delete
 
-from core.advisories import DatabaseStatus, Finding, database_status, find_vulnerabilities
+from core.advisories import (
+    DatabaseStatus,
+    Finding,
+    database_status,
+    find_debian_vulnerabilities,
+    find_vulnerabilities,
+    merge_aliases,
+)
 from core.db import retrying, session_scope, utcnow
 from core.logs import LogStream, iter_all_lines
 from core.models import Build, BuildArtifact
@@ -276,11 +283,17 @@ def _python_package(raw: str) -> PythonPackage | None:
 
 
 def scan(engine: Engine, inventory: Inventory) -> tuple[list[Finding], DatabaseStatus]:
-    """The inventory's Python packages matched against the advisory database."""
+    """The inventory's Python and Debian packages matched against the advisory database."""
     with session_scope(engine) as session:
         status = database_status(session)
         findings = find_vulnerabilities(session, [(p.name, p.version) for p in inventory.python])
-    return findings, status
+        if inventory.os.id == "debian":
+            findings += find_debian_vulnerabilities(
+                session,
+                inventory.os.version_id,
+                [(p.name, p.source, p.version) for p in inventory.debian],
+            )
+    return merge_aliases(findings), status
 
 
 def write_artifact(engine: Engine, build_id: str, kind: str, content: dict[str, Any]) -> None:

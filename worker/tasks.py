@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
-from celery import Celery
+from celery import Celery, Task
+from opentelemetry.trace import SpanKind
 
+from core import tracing
 from core.db import get_engine
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from worker.celery_app import RUN_BUILD, SWEEP, celery_app
 from worker.dispatch import enqueue_build
 from worker.runner import docker_factory_for, execute_build, sweep
@@ -17,16 +20,31 @@ def _requeue(app: Celery, build_id: str, countdown: float) -> bool:
     return enqueue_build(app, build_id, countdown=countdown)
 
 
-@celery_app.task(name=RUN_BUILD)
-def run_build(build_id: str) -> str | None:
-    settings = get_settings()
-    status = execute_build(
-        build_id,
-        settings,
-        get_engine(settings),
-        docker_factory_for(settings),
-        functools.partial(_requeue, celery_app),
+@celery_app.task(name=RUN_BUILD, bind=True)
+def run_build(self: Task, build_id: str) -> str | None:  # type: ignore[type-arg]
+    # Custom message headers arrive as attributes of the request.
+    headers = {key: getattr(self.request, key, None) for key in ("traceparent", "tracestate")}
+    return run_traced(build_id, headers, get_settings())
+
+
+def run_traced(build_id: str, headers: Mapping[str, object], settings: Settings) -> str | None:
+    """The task's work, in the trace the message's headers carry."""
+    tracing.configure(settings)
+    span = tracing.tracer().start_as_current_span(
+        f"{RUN_BUILD} process",
+        context=tracing.context_from(headers),
+        kind=SpanKind.CONSUMER,
+        attributes={"messaging.system": "celery", "imagebuilder.ticket": build_id},
     )
+    with span as current:
+        status = execute_build(
+            build_id,
+            settings,
+            get_engine(settings),
+            docker_factory_for(settings),
+            functools.partial(_requeue, celery_app),
+        )
+        current.set_attribute("imagebuilder.status", "none" if status is None else status.value)
     return None if status is None else status.value
 
 

@@ -35,6 +35,7 @@ from core.errors import WebhookRefused
 from core.models import Build, OwnerSettings, WebhookDelivery
 from core.resources import build_out
 from core.settings import Settings, get_settings
+from core.webhook_signing import active_secrets
 from core.webhooks import (
     Resolver,
     Target,
@@ -222,9 +223,12 @@ def deliver_once(
                 session.add(OwnerSettings(owner=build.owner, webhook_secret=secret))
             else:
                 owner.webhook_secret = secret
+        signing = active_secrets(
+            secret, owner.webhook_previous_secrets if owner is not None else None, utcnow()
+        )
         resource = _resource(build)
     body = payload(delivery_id, resource)
-    attempt = _attempt(settings, url, body, headers(secret, delivery_id, body), attempts, resolver)
+    attempt = _attempt(settings, url, body, headers(signing, delivery_id, body), attempts, resolver)
     now = utcnow()
     values: dict[str, object] = {
         "status": attempt.status,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from app import submission
-from app.auth import caller_from_request
+from app.auth import bearer_scheme, caller_from_credentials
 from app.deps import (
     BuildForCaller,
     CeleryDep,
@@ -134,8 +135,13 @@ def list_builds(
     return BuildPage(items=items, next_cursor=page.next_cursor)
 
 
-def _poll(request: Request, engine: Engine, settings: Settings, build_id: str) -> BuildOut:
-    caller = caller_from_request(request, engine, settings)
+def _poll(
+    credentials: HTTPAuthorizationCredentials | None,
+    engine: Engine,
+    settings: Settings,
+    build_id: str,
+) -> BuildOut:
+    caller = caller_from_credentials(credentials, engine, settings)
     with read_scope(engine) as session:
         build, events = build_service.read_build(session, build_id, caller)
     return build_out(build, events)
@@ -143,12 +149,15 @@ def _poll(request: Request, engine: Engine, settings: Settings, build_id: str) -
 
 @router.get("/{build_id}", response_model=BuildOut, responses=problem_responses(401, 404, 503))
 async def get_build(
-    build_id: str, request: Request, engine: EngineDep, settings: SettingsDep
+    build_id: str,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    engine: EngineDep,
+    settings: SettingsDep,
 ) -> BuildOut:
     """One build."""
     # The route every status poll takes, so the token check and the read share one trip to a
     # worker thread (the CurrentCaller and BuildForCaller dependencies would take two).
-    return await run_in_threadpool(_poll, request, engine, settings, build_id)
+    return await run_in_threadpool(_poll, credentials, engine, settings, build_id)
 
 
 @router.get(

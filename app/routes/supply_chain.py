@@ -4,11 +4,12 @@ admin-only listing and bulk rebuild of the builds made on a base image digest.""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,11 +25,13 @@ from app.deps import (
 from app.problems import problem_responses
 from app.quotas import holding
 from core import rebuilds
+from core.db import utcnow
 from core.errors import ArtifactNotAvailable, ImageUnavailable, ServiceUnavailable
 from core.models import Build, BuildArtifact, OwnerSettings
 from core.resources import BuildOut, build_out
 from core.sbom import MEDIA_TYPE as CYCLONEDX
 from core.status import BuildStatus
+from core.webhook_signing import active_secrets, check_secret, retire
 from core.webhooks import new_secret, parse_target
 from worker.dispatch import enqueue_build
 from worker.docker_engine import DockerEngine, DockerUnavailable
@@ -167,20 +170,49 @@ class WebhookIn(BaseModel):
         default=None,
         min_length=24,
         max_length=200,
-        description="Signing secret to use; default: the current one, or a new random one.",
+        description="Signing secret to use (`whsec_` + base64 of 24 to 64 random bytes, as the "
+        "Standard Webhooks specification has it); default: the current one, or a new random one.",
     )
     rotate_secret: bool = Field(default=False, description="Replace the secret with a new one.")
+    previous_secret_seconds: int = Field(
+        default=86400,
+        ge=0,
+        le=7 * 86400,
+        description="When the secret is replaced, how long the old one keeps signing deliveries "
+        "next to the new one (every active secret has its entry in `webhook-signature`).",
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _standard_secret(cls, value: str | None) -> str | None:
+        return None if value is None else check_secret(value)
 
 
 class WebhookOut(BaseModel):
     owner: str
     url: str | None
-    secret: str = Field(description="Key of the X-Imagebuilder-Signature HMAC-SHA256.")
+    secret: str = Field(
+        description="The current signing secret: the key of `webhook-signature` (Standard "
+        "Webhooks) and of the deprecated `X-Imagebuilder-Signature`."
+    )
+    previous_secrets_expire_at: list[datetime] = Field(
+        default_factory=list,
+        description="Replaced secrets that still sign deliveries, and until when.",
+    )
 
 
 def _webhook_out(settings: OwnerSettings) -> WebhookOut:
+    now = utcnow()
+    previous = [
+        datetime.fromisoformat(entry["expires_at"])
+        for entry in settings.webhook_previous_secrets or []
+        if entry.get("secret") in active_secrets(None, [entry], now)
+    ]
     return WebhookOut(
-        owner=settings.owner, url=settings.webhook_url, secret=settings.webhook_secret or ""
+        owner=settings.owner,
+        url=settings.webhook_url,
+        secret=settings.webhook_secret or "",
+        previous_secrets_expire_at=previous,
     )
 
 
@@ -190,9 +222,10 @@ def _webhook_out(settings: OwnerSettings) -> WebhookOut:
 def put_webhook(
     body: WebhookIn, session: SessionDep, caller: CurrentCaller, settings: SettingsDep
 ) -> WebhookOut:
-    """Set the caller's default webhook: a URL that receives the build resource, signed with
-    HMAC-SHA256 (`X-Imagebuilder-Signature: sha256=<hex>` over the body), whenever one of the
-    owner's builds ends. Internal addresses are refused."""
+    """Set the caller's default webhook: a URL that receives the build resource whenever one of
+    the owner's builds ends, signed per the Standard Webhooks specification (`webhook-id`,
+    `webhook-timestamp`, `webhook-signature`). A new or rotated secret leaves the old one signing
+    for `previous_secret_seconds`. Internal addresses are refused."""
     if body.url is not None:
         parse_target(body.url, allow_private=settings.webhook_allow_private_addresses)
     row = session.get(OwnerSettings, caller.owner)
@@ -200,10 +233,15 @@ def put_webhook(
         row = OwnerSettings(owner=caller.owner)
         session.add(row)
     row.webhook_url = body.url
-    if body.secret is not None:
-        row.webhook_secret = body.secret
-    elif body.rotate_secret or not row.webhook_secret:
-        row.webhook_secret = new_secret()
+    replacement = body.secret
+    if replacement is None and (body.rotate_secret or not row.webhook_secret):
+        replacement = new_secret()
+    if replacement is not None and replacement != row.webhook_secret:
+        grace = timedelta(seconds=body.previous_secret_seconds)
+        row.webhook_previous_secrets = retire(
+            row.webhook_secret, row.webhook_previous_secrets, utcnow(), grace
+        )
+        row.webhook_secret = replacement
     session.commit()
     return _webhook_out(row)
 

@@ -135,7 +135,7 @@ class TestAdminCommandLine:
         assert "no advisory database" in before.stdout
         loaded = admin_cli(settings, "advisories", "import", str(ADVISORIES))
         assert loaded.returncode == 0, loaded.stderr
-        assert "imported 4 PyPI advisories" in loaded.stdout
+        assert "imported 4 PyPI and Debian advisories" in loaded.stdout
         after = admin_cli(settings, "advisories", "status")
         assert after.returncode == 0
         assert "4 advisories, imported 0.0 days ago" in after.stdout
@@ -148,7 +148,7 @@ class TestAdminCommandLine:
         (tmp_path / "npm.json").write_text(json.dumps(npm))
         refused = admin_cli(settings, "advisories", "import", str(tmp_path))
         assert refused.returncode == 1
-        assert "no PyPI advisory" in refused.stderr
+        assert "no PyPI or Debian advisory" in refused.stderr
         with session_scope(sqlite_engine) as session:
             assert database_status(session).advisories == 4
 

@@ -35,6 +35,7 @@ from core.status import BuildStatus, Phase
 from tests.conftest import ADMIN_TOKEN, ROOT, migrate, require, test_settings
 from tests.factories import queued_build
 from tests.integration.builder import Builder, Outcome
+from tests.unit.test_sbom import schema_errors
 from worker.docker_engine import DockerEngine
 from worker.supply_chain import (
     base_image_digest,
@@ -181,6 +182,7 @@ class TestVulnerabilityScan:
             )
         assert sbom is not None
         assert sbom["specVersion"] == "1.5"
+        assert schema_errors(sbom) is None  # the CycloneDX 1.5 JSON schema
         purls = {c["purl"] for c in sbom["components"]}
         assert "pkg:pypi/urllib3@1.26.4" in purls
         assert any(purl.startswith("pkg:deb/debian/libc6@") for purl in purls)

@@ -13,6 +13,7 @@ from core.advisories import (
     AdvisorySourceInvalid,
     Finding,
     cvss3_base_score,
+    cvss4_base_score,
     load_osv,
     match,
     merge_aliases,
@@ -105,16 +106,19 @@ class TestMatch:
 
 
 class TestParseRecord:
-    def test_pypi_entries_only_and_names_normalised(self) -> None:
+    def test_pypi_and_debian_entries_only_pypi_names_normalised(self) -> None:
         value = record(
             affected=[
                 {"package": {"ecosystem": "npm", "name": "left-pad"}, "ranges": []},
-                {"package": {"ecosystem": "Debian:12", "name": "python3"}, "ranges": []},
+                {"package": {"ecosystem": "Debian:12", "name": "python3.11"}, "ranges": []},
                 {"package": {"ecosystem": "PyPI", "name": "Zope.Interface"}, "versions": ["5"]},
             ]
         )
         entries = parse_record(value)
-        assert [entry.package for entry in entries] == ["zope-interface"]
+        assert sorted((entry.ecosystem, entry.package) for entry in entries) == [
+            ("Debian:12", "python3.11"),
+            ("PyPI", "zope-interface"),
+        ]
 
     def test_unknown_ecosystems_only_give_nothing(self) -> None:
         value = record(affected=[{"package": {"ecosystem": "crates.io", "name": "x"}}])
@@ -233,3 +237,55 @@ class TestLoadOsv:
 def test_normalize_name() -> None:
     assert normalize_name("Zope.Interface") == "zope-interface"
     assert normalize_name("typing__extensions") == "typing-extensions"
+
+
+class TestDebian:
+    """Debian advisories: dpkg's version order, source package names, the image's release."""
+
+    OPENSSL = {  # noqa: RUF012
+        "id": "DSA-5532-1",
+        "summary": "openssl security update",
+        "affected": [
+            {
+                "package": {"ecosystem": "Debian:12", "name": "openssl"},
+                "ranges": [
+                    {
+                        "type": "ECOSYSTEM",
+                        "events": [{"introduced": "0"}, {"fixed": "3.0.11-1~deb12u2"}],
+                    }
+                ],
+            }
+        ],
+        "severity": [
+            {
+                "type": "CVSS_V4",
+                "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:N/VA:N/SC:N/SI:N/SA:N",
+            }
+        ],
+    }
+
+    @pytest.mark.parametrize(
+        ("installed", "affected"),
+        [
+            ("3.0.11-1~deb12u1", True),  # ~ sorts before the fixed revision
+            ("3.0.9-1", True),
+            ("3.0.11-1~deb12u2", False),
+            ("3.0.11-1", False),  # no ~: after the ~deb12u2 backport
+            ("1:1.0", False),  # an epoch outweighs everything
+        ],
+    )
+    def test_ranges_compare_as_dpkg_does(self, installed: str, affected: bool) -> None:
+        (entry,) = parse_record(self.OPENSSL)
+        hit, fixed = match(installed, entry.affected, entry.ecosystem)
+        assert hit is affected
+        assert fixed == ("3.0.11-1~deb12u2" if affected else None)
+
+    def test_cvss_v4_vectors_are_scored(self) -> None:
+        (entry,) = parse_record(self.OPENSSL)
+        assert entry.severity == "high"  # 8.7 by the CVSS v4.0 specification
+        assert (
+            cvss4_base_score("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N")
+            == 9.3
+        )
+        assert cvss4_base_score("CVSS:4.0/AV:X") is None
+        assert cvss4_base_score("CVSS:3.1/AV:N") is None

@@ -8,6 +8,8 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 
 from core.advisories import Finding
 from core.provenance import (
@@ -279,3 +281,68 @@ class TestProvenance:
         assert labels["org.opencontainers.image.base.name"] == "python:3.11"
         assert labels["org.opencontainers.image.base.digest"] == "sha256:" + "cd" * 32
         assert labels["imagebuilder.source.sha256"] == "ef" * 32
+
+
+def schema_errors(document: dict[str, object]) -> str | None:
+    """What the CycloneDX 1.5 JSON schema (shipped by cyclonedx-python-lib) finds wrong."""
+    error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(json.dumps(document))
+    return None if error is None else str(error)
+
+
+class TestLicenseExpressions:
+    @pytest.mark.parametrize(
+        ("declared", "expected"),
+        [
+            ("mit OR apache-2.0", [{"expression": "MIT OR Apache-2.0"}]),
+            ("MIT", [{"expression": "MIT"}]),
+            ("MIT License", [{"license": {"name": "MIT License"}}]),  # not SPDX: a name
+            ("GPL-3.0+ WITH Classpath-exception-2.0", None),
+        ],
+    )
+    def test_a_declared_expression_is_kept_only_if_it_is_spdx(
+        self, declared: str, expected: list[object] | None
+    ) -> None:
+        licenses = PythonPackage("x", "1", license_expression=declared).licenses()
+        if expected is None:
+            (entry,) = licenses
+            assert "expression" in entry
+        else:
+            assert licenses == expected
+
+    def test_names_become_ids_only_when_they_are_spdx(self) -> None:
+        package = PythonPackage(
+            "x", "1", license_classifiers=("License :: OSI Approved :: BSD License",)
+        )
+        assert package.licenses() == [{"license": {"name": "BSD License"}}]
+        package = PythonPackage("x", "1", license="Apache-2.0")
+        assert package.licenses() == [{"license": {"id": "Apache-2.0"}}]
+
+
+class TestSchema:
+    def test_a_full_document_is_valid_cyclonedx_1_5(self) -> None:
+        python = Finding("GHSA-q2q7-5pp4-w6pg", "urllib3", "1.26.4", "1.26.5", "high", "ReDoS")
+        debian = Finding(
+            "DSA-5532-1",
+            "libssl3",
+            "3.0.11-1~deb12u2",
+            "3.0.11-1~deb12u3",
+            "unknown",
+            "openssl security update",
+            ["CVE-2023-5363"],
+            ecosystem="Debian:12",
+        )
+        packages = [
+            *inventory().python,
+            PythonPackage("spdx", "1", license_expression="MIT OR (Apache-2.0 AND BSD-3-Clause)"),
+            PythonPackage("notspdx", "1", license_expression="MIT License"),
+        ]
+        full = Inventory(python=packages, debian=inventory().debian, os=inventory().os)
+        document = cyclonedx(subject(), full, [python, debian])
+        assert schema_errors(document) is None
+        refs = {entry["id"]: entry["affects"][0]["ref"] for entry in document["vulnerabilities"]}
+        assert refs["DSA-5532-1"].startswith("pkg:deb/debian/libssl3@3.0.11-1~deb12u2")
+
+    def test_the_validator_does_reject_a_broken_document(self) -> None:
+        document = cyclonedx(subject(), inventory())
+        document["components"][0]["licenses"] = [{"expression": 42}]
+        assert schema_errors(document) is not None

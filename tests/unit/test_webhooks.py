@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
 import json
 import socket
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 
+from core import webhook_signing
 from core.errors import WebhookRefused
 from core.webhooks import (
     DELIVERY_HEADER,
@@ -196,3 +202,93 @@ class TestUrlForm:
         assert (target.host, target.port, target.path) == ("example.com", 443, "/")
         assert target.host_header == "example.com"
         assert parse_target("http://example.com/a", allow_private=False).port == 80
+
+
+class TestStandardWebhooks:
+    """The Standard Webhooks headers, checked by the specification's reference library."""
+
+    def test_the_library_verifies_a_delivery(self) -> None:
+        secret = new_secret()
+        body = payload(9, {"id": "b_1", "status": "succeeded"})
+        sent = headers(secret, 9, body)
+        assert sent["webhook-id"] == "msg_9"
+        assert Webhook(secret).verify(body, sent) == json.loads(body)
+
+    def test_every_active_secret_signs_and_each_verifies(self) -> None:
+        current, previous = new_secret(), new_secret()
+        body = payload(2, {"id": "b_2"})
+        sent = headers([current, previous], 2, body)
+        assert len(sent["webhook-signature"].split(" ")) == 2
+        for secret in (current, previous):
+            Webhook(secret).verify(body, sent)
+        with pytest.raises(WebhookVerificationError):
+            Webhook(new_secret()).verify(body, sent)
+        # The deprecated header is made with the current secret only.
+        assert verify(current, body, sent[SIGNATURE_HEADER])
+
+    def test_a_replayed_delivery_is_refused_by_its_timestamp(self) -> None:
+        secret = new_secret()
+        body = payload(3, {"id": "b_3"})
+        old = headers(secret, 3, body, timestamp=int(time.time()) - 3600)
+        with pytest.raises(WebhookVerificationError, match="too old"):
+            Webhook(secret).verify(body, old)
+
+    def test_changing_the_id_or_timestamp_breaks_the_signature(self) -> None:
+        secret = new_secret()
+        body = payload(4, {"id": "b_4"})
+        sent = headers(secret, 4, body, timestamp=1_900_000_000)
+        signature = sent["webhook-signature"]
+        assert webhook_signing.verify(secret, "msg_4", 1_900_000_000, body, signature)
+        assert not webhook_signing.verify(secret, "msg_5", 1_900_000_000, body, signature)
+        assert not webhook_signing.verify(secret, "msg_4", 1_900_000_001, body, signature)
+
+    def test_new_secrets_are_whsec_base64_of_32_bytes(self) -> None:
+        secret = new_secret()
+        assert secret.startswith("whsec_")
+        assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
+        assert webhook_signing.check_secret(secret) == secret
+
+    @pytest.mark.parametrize(
+        "secret",
+        [
+            "x" * 40,
+            "whsec_" + "-_" * 20,
+            "whsec_" + base64.b64encode(b"short").decode(),
+            "whsec_" + base64.b64encode(bytes(65)).decode(),
+        ],
+    )
+    def test_a_user_secret_must_be_the_standard_format(self, secret: str) -> None:
+        with pytest.raises(webhook_signing.SecretInvalid, match="whsec_"):
+            webhook_signing.check_secret(secret)
+
+    def test_a_secret_of_the_older_format_still_signs_with_its_text(self) -> None:
+        legacy = "whsec_" + "ab-_" * 11
+        body = payload(5, {"id": "b_5"})
+        sent = headers(legacy, 5, body, timestamp=1_900_000_000)
+        assert webhook_signing.verify(
+            legacy, "msg_5", 1_900_000_000, body, sent["webhook-signature"]
+        )
+        assert webhook_signing.signing_key(legacy) == legacy.encode()
+
+
+class TestRotation:
+    def test_a_replaced_secret_stays_active_for_its_grace_period(self) -> None:
+        now = datetime(2026, 12, 1, tzinfo=UTC)
+        previous = webhook_signing.retire("old", None, now, timedelta(hours=1))
+        assert webhook_signing.active_secrets("new", previous, now) == ["new", "old"]
+        later = now + timedelta(hours=1)
+        assert webhook_signing.active_secrets("new", previous, later) == ["new"]
+
+    def test_zero_grace_drops_the_old_secret_and_expired_entries_go(self) -> None:
+        now = datetime(2026, 12, 1, tzinfo=UTC)
+        first = webhook_signing.retire("a", None, now, timedelta(minutes=5))
+        second = webhook_signing.retire("b", first, now + timedelta(minutes=10), timedelta(0))
+        assert second == []
+
+    def test_at_most_a_few_previous_secrets_are_kept(self) -> None:
+        now = datetime(2026, 12, 1, tzinfo=UTC)
+        previous: list[dict[str, Any]] = []
+        for number in range(10):
+            previous = webhook_signing.retire(f"s{number}", previous, now, timedelta(days=1))
+        assert len(previous) == webhook_signing.MAX_PREVIOUS_SECRETS
+        assert previous[0]["secret"] == "s9"
