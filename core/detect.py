@@ -34,35 +34,36 @@ from core.manifests import (
     ManifestError,
     SetupCall,
     SetupCfg,
-    TestHints,
     pipfile_dependencies,
     pipfile_hash,
     pipfile_lock_requirements,
     poetry_constraint,
     poetry_dependencies,
     read_json,
-    read_noxfile,
     read_setup_cfg,
     read_setup_py,
-    read_tox_ini,
 )
 from core.pyversion import NoPythonVersion, Statement, choose, file_pins, pin_of
 from core.requirements import RequirementsError, read_requirements
 from core.start_command import infer_start
+from core.test_sources import (
+    TestSources,
+    find_requirement_file,
+    find_test_sources,
+    is_code_tool,
+)
 
 TEST_EXTRAS = ("test", "tests", "testing", "dev")
-TEST_REQUIREMENT_FILES = (
-    "requirements-test.txt",
-    "requirements-tests.txt",
-    "requirements-testing.txt",
-    "requirements-dev.txt",
-    "test-requirements.txt",
-    "dev-requirements.txt",
-    "requirements/test.txt",
-    "requirements/tests.txt",
-    "requirements/dev.txt",
+# Runtime requirement files, each with any suffix (.txt, none, .pip, .in; a .txt first).
+RUNTIME_REQUIREMENT_STEMS = (
+    "requirements",
+    "requirements/base",
+    "requirements/main",
+    "requirements/prod",
+    "requirements/production",
+    "requirements/runtime",
+    "requirements/install",
 )
-RUNTIME_REQUIREMENT_FILES = ("requirements.txt", "requirements/base.txt", "requirements/prod.txt")
 # Servers the inferred start command may need, added when the project does not depend on them.
 SERVER_REQUIREMENTS = {"gunicorn": "gunicorn>=21.2", "uvicorn": "uvicorn>=0.20"}
 # Build backends that compute the version from the VCS: .git must stay in the build context.
@@ -114,6 +115,9 @@ class Plan:
     dockerignore: list[str] | None = None
     # Findings of the Dockerfile linter on the project's own Dockerfile.
     dockerfile_findings: list[dict[str, Any]] = field(default_factory=list)
+    # What the test requirements came from: the test environment ("tox.ini [testenv]") and the
+    # requirement files read.
+    test_sources: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -280,9 +284,7 @@ def _dependencies(info: _Project, plan: Plan) -> None:
         plan.reasons.append("dependencies: Pipfile [packages] (no Pipfile.lock: resolved now)")
         if converted.local:
             plan.dependencies_from_source = True
-    runtime_file = next(
-        (name for name in RUNTIME_REQUIREMENT_FILES if (root / name).is_file()), None
-    )
+    runtime_file = find_requirement_file(root, RUNTIME_REQUIREMENT_STEMS)
     if runtime_file is not None:
         requirements = _read_requirements(root, runtime_file)
         plan.requirements += requirements.lines
@@ -411,9 +413,9 @@ def _locked_dependencies(info: _Project, plan: Plan) -> bool:
     plan.dependency_source = preferred
     if ignored:
         plan.reasons.append(f"dependencies: {', '.join(ignored)} ignored ({preferred} is used)")
-    for name in RUNTIME_REQUIREMENT_FILES:
-        if (root / name).is_file():
-            plan.reasons.append(f"dependencies: {name} ignored ({preferred} is used)")
+    runtime_file = find_requirement_file(root, RUNTIME_REQUIREMENT_STEMS)
+    if runtime_file is not None:
+        plan.reasons.append(f"dependencies: {runtime_file} ignored ({preferred} is used)")
     if preferred == "Pipfile.lock":
         _pipfile_lock(info, plan)
         return True
@@ -480,6 +482,10 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
     # the evidence for "does it use pytest".
     declared: list[str] = []
     locked = plan.lock_tool is not None
+    sources = find_test_sources(root, python=plan.python_version)
+    plan.warnings += sources.warnings
+    # The extras its test environment installs, then the conventional names.
+    test_extras = _dedupe([*sources.extras, *TEST_EXTRAS])
 
     def add(requirements: list[str], reason: str, *, from_lock: bool = False) -> None:
         kept = _without_self(requirements, own_name)
@@ -489,12 +495,12 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
         plan.reasons.append(f"test dependencies: {reason}")
 
     extras = project.get("optional-dependencies", {})
-    for extra in TEST_EXTRAS:
+    for extra in test_extras:
         if isinstance(extras, dict) and extra in extras:
             if locked:
                 plan.test_extras.append(extra)
             add(
-                _strings(extras[extra]),
+                _extra(extras, extra, own_name),
                 f"[project.optional-dependencies] {extra}",
                 from_lock=locked,
             )
@@ -513,29 +519,40 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
         if converted.requirements:
             add(converted.requirements, "Pipfile [dev-packages]")
     if info.setup_cfg is not None:
-        for extra in TEST_EXTRAS:
+        for extra in test_extras:
             if extra in info.setup_cfg.extras_require:
                 add(info.setup_cfg.extras_require[extra], f"setup.cfg extras_require {extra}")
     if info.setup_py is not None and info.setup_py.extras_require:
-        for extra in TEST_EXTRAS:
+        for extra in test_extras:
             if extra in info.setup_py.extras_require:
                 add(info.setup_py.extras_require[extra], f"setup.py extras_require {extra}")
-    for name in TEST_REQUIREMENT_FILES:
-        if (root / name).is_file():
-            requirements = _read_requirements(root, name)
-            plan.test_requirements += requirements.lines
-            declared.extend(requirements.lines)
-            plan.reasons.append(f"test dependencies: {name}")
-    hints = _test_hints(root)
-    if hints is not None and hints.requirements and not declared:
-        add(hints.requirements, f"{hints.source} deps")
-    plan.test_requirements = _dedupe(plan.test_requirements)
+    _missing_extras(info, sources, plan)
+    plan.reasons += sources.reasons
+    if sources.requirements:
+        kept = _without_self(sources.requirements, own_name)
+        declared.extend(kept)
+        plan.test_requirements.extend(kept)
+    plan.constraints = _dedupe(plan.constraints + sources.constraints)
+    plan.test_requirements = [
+        line for line in _dedupe(plan.test_requirements) if line not in plan.requirements
+    ]
+    tools = [line for line in plan.test_requirements if is_code_tool(_name_of(line))]
+    if tools:
+        plan.test_requirements = [line for line in plan.test_requirements if line not in tools]
+        names = ", ".join(_dedupe([_name_of(line) or line for line in tools]))
+        plan.reasons.append(
+            f"test dependencies: {names} left out (linters, formatters, type checkers, docs or "
+            "release tools: the tests do not run them)"
+        )
+    plan.test_sources = [*sources.files]
+    if sources.automation is not None:
+        plan.test_sources.insert(0, sources.automation)
 
     if test_command is not None:
         plan.test_command = test_command
         plan.reasons.append(f"tests: {test_command!r} (option test_command)")
     else:
-        evidence = _test_evidence(root, pyproject, info.setup_cfg, hints)
+        evidence = _test_evidence(root, pyproject, info.setup_cfg, sources)
         if evidence is None:
             plan.reasons.append(
                 "tests: none found (no tests/ folder, test_*.py file or pytest configuration)"
@@ -544,7 +561,7 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
         unittest_only = (
             None
             if "pytest" in evidence  # pytest configuration
-            else _unittest_command(root, declared + plan.requirements, hints)
+            else _unittest_command(root, declared + plan.requirements, sources)
         )
         if unittest_only is not None:
             plan.test_command, why = unittest_only
@@ -556,6 +573,57 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
         plan.test_requirements.append("pytest")
         if declared:
             plan.reasons.append("test dependencies: pytest added (the test command needs it)")
+
+
+def _extra(extras: dict[str, Any], name: str, own_name: str | None) -> list[str]:
+    """An extra's requirements, with `own[other]` (this project's other extras) followed."""
+    result: list[str] = []
+    pending, seen = [name], set()
+    while pending:
+        current = pending.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        for requirement in _strings(extras.get(current, [])):
+            try:
+                parsed = Requirement(requirement)
+            except InvalidRequirement:
+                result.append(requirement)
+                continue
+            if own_name is not None and canonicalize_name(parsed.name) == own_name:
+                pending += sorted(parsed.extras)
+            else:
+                result.append(requirement)
+    return result
+
+
+def _missing_extras(info: _Project, sources: TestSources, plan: Plan) -> None:
+    """Extras the test environment names that the project does not define: say so."""
+    known: set[str] = set()
+    extras = info.project.get("optional-dependencies", {})
+    if isinstance(extras, dict):
+        known |= set(extras)
+    if info.setup_cfg is not None:
+        known |= set(info.setup_cfg.extras_require)
+    if info.setup_py is not None and info.setup_py.extras_require:
+        known |= set(info.setup_py.extras_require)
+    poetry_extras = info.poetry.get("extras", {})
+    if isinstance(poetry_extras, dict):
+        known |= set(poetry_extras)
+    computed = info.setup_py is not None and "extras_require" in info.setup_py.dynamic
+    for extra in sources.extras:
+        if extra in known:
+            continue
+        if computed or "optional-dependencies" in info.project.get("dynamic", []):
+            plan.warnings.append(
+                f"extra {extra!r} ({sources.automation} installs it) is computed by the build "
+                "and not installed for the tests: list its requirements in a requirements file "
+                "or make extras_require a literal"
+            )
+        else:
+            plan.warnings.append(
+                f"extra {extra!r} ({sources.automation} installs it) is not defined by the project"
+            )
 
 
 def _tool_test_groups(info: _Project, plan: Plan, add: Any) -> None:
@@ -616,17 +684,6 @@ def _group(groups: dict[str, Any], name: str, seen: set[str]) -> list[str]:
     return result
 
 
-def _test_hints(root: Path) -> TestHints | None:
-    try:
-        if (root / "tox.ini").is_file():
-            return read_tox_ini(root / "tox.ini")
-    except ManifestError as exc:
-        raise DetectionError(str(exc)) from exc
-    if (root / "noxfile.py").is_file():
-        return read_noxfile(root / "noxfile.py")
-    return None
-
-
 def _without_self(requirements: list[str], own_name: str | None) -> list[str]:
     # "myproject[extra]" inside myproject's own extras means "these other extras too".
     return [req for req in requirements if _name_of(req) != own_name]
@@ -648,7 +705,7 @@ def _dedupe(items: list[str]) -> list[str]:
 
 
 def _test_evidence(
-    root: Path, pyproject: dict[str, Any], setup_cfg: SetupCfg | None, hints: TestHints | None
+    root: Path, pyproject: dict[str, Any], setup_cfg: SetupCfg | None, sources: TestSources
 ) -> str | None:
     if "pytest" in pyproject.get("tool", {}):
         return "pyproject.toml has [tool.pytest.ini_options]"
@@ -656,7 +713,7 @@ def _test_evidence(
         return "pytest.ini exists"
     if setup_cfg is not None and setup_cfg.pytest_configured:
         return "setup.cfg has [tool:pytest]"
-    if hints is not None and hints.pytest_configured:
+    if sources.pytest_configured:
         return "tox.ini has [pytest]"
     for name in ("tests", "test"):
         if (root / name).is_dir() and any(_python_files(root / name)):
@@ -672,7 +729,7 @@ def _test_evidence(
 
 
 def _unittest_command(
-    root: Path, declared: list[str], hints: TestHints | None
+    root: Path, declared: list[str], sources: TestSources
 ) -> tuple[str, str] | None:
     """`python -m unittest discover ...` when the tests are unittest-only and nothing mentions
     pytest anywhere; None otherwise (pytest runs unittest tests too, with a JUnit report).
@@ -681,9 +738,7 @@ def _unittest_command(
     `import pytest` in a test file, or a tox/nox command that runs it."""
     if any((_name_of(req) or "").startswith("pytest") for req in declared):
         return None
-    if hints is not None and (
-        hints.pytest_configured or any("pytest" in command for command in hints.commands)
-    ):
+    if sources.pytest_configured or any("pytest" in command for command in sources.commands):
         return None
     if any(
         (root / name).is_file() for name in ("pytest.ini", "conftest.py")

@@ -3,7 +3,7 @@
 setup.py is read with `ast` (keyword arguments of the `setup()` call whose values are literals, or
 names bound to literals at module level); setup.cfg with configparser; Poetry's and Pipenv's
 dependency tables are translated to PEP 508 lines; Pipfile.lock is turned into pinned, hashed
-requirement lines exactly as `pipenv requirements` does; tox.ini and noxfile.py give test hints.
+requirement lines exactly as `pipenv requirements` does (tox and nox: `core/test_sources.py`).
 """
 
 from __future__ import annotations
@@ -458,53 +458,3 @@ def pipfile_hash(pipfile: dict[str, Any]) -> str:
             data[category] = values
     content = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
-
-
-# --- tox and nox --------------------------------------------------------------------------------
-
-
-@dataclass
-class TestHints:
-    requirements: list[str] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
-    pytest_configured: bool = False
-    source: str | None = None
-
-
-def read_tox_ini(path: Path) -> TestHints:
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    try:
-        parser.read_string(path.read_text(encoding="utf-8", errors="replace"), source=path.name)
-    except configparser.Error as exc:
-        raise ManifestError(f"{path.name} is not a valid INI file: {exc}") from exc
-    hints = TestHints(source="tox.ini", pytest_configured=parser.has_section("pytest"))
-    if parser.has_option("testenv", "deps"):
-        for line in parser.get("testenv", "deps").splitlines():
-            line = line.strip()
-            if not line or line.startswith(("#", "-", ".")) or "{" in line:
-                continue
-            hints.requirements.append(line)
-    if parser.has_option("testenv", "commands"):
-        hints.commands = [
-            line.strip() for line in parser.get("testenv", "commands").splitlines() if line.strip()
-        ]
-    return hints
-
-
-def read_noxfile(path: Path) -> TestHints:
-    """`session.install("pytest", ...)` string arguments and `session.run(...)` commands."""
-    hints = TestHints(source="noxfile.py")
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
-    except (SyntaxError, ValueError):
-        return hints
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-            continue
-        args = [arg.value for arg in node.args if isinstance(arg, ast.Constant)]
-        strings = [arg for arg in args if isinstance(arg, str)]
-        if node.func.attr == "install":
-            hints.requirements += [s for s in strings if not s.startswith(("-", "."))]
-        elif node.func.attr == "run" and strings:
-            hints.commands.append(" ".join(strings))
-    return hints

@@ -38,6 +38,8 @@ class Case:
     dependency_source: str | None = None
     server: list[str] = field(default_factory=list)
     warning: str | None = None
+    # The test environment and requirement files the plan names, when the case is about them.
+    test_sources: list[str] | None = None
 
 
 CASES = [
@@ -89,6 +91,13 @@ CASES = [
         (1, 0, 0, 0),
         warning="conflict: .python-version says 3.13 but requires-python '>=3.9,<3.13'",
     ),
+    Case(
+        "tox_requirements",
+        ["python"],
+        (2, 0, 0, 0),
+        test_sources=["tox.ini env py311", "requirements/tests"],
+        warning="tox.ini [testenv] deps: '{env:EXTRA_TEST_DEP}' left out",
+    ),
 ]
 
 
@@ -115,6 +124,8 @@ class TestFixtureProjects:
         assert plan["server_requirements"] == case.server
         if case.dependency_source is not None:
             assert plan["dependency_source"] == case.dependency_source
+        if case.test_sources is not None:
+            assert plan["test_sources"] == case.test_sources
         if case.warning is not None:
             assert any(case.warning in warning for warning in plan["warnings"]), plan["warnings"]
             assert f"warning: {case.warning}" in outcome.log
