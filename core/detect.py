@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,9 +44,12 @@ from core.manifests import (
     read_setup_cfg,
     read_setup_py,
 )
+from core.pytest_config import plugin_needs, read_pytest_config
 from core.pyversion import NoPythonVersion, Statement, choose, file_pins, pin_of
 from core.requirements import RequirementsError, read_requirements
+from core.scm_version import scm_version
 from core.start_command import infer_start
+from core.test_runner import automation_command, runner_of, with_environment
 from core.test_sources import (
     TestSources,
     find_requirement_file,
@@ -88,6 +92,8 @@ class Plan:
     dependencies_from_source: bool = False
     dockerfile: str | None = None
     test_command: str | None = None
+    # "pytest", "unittest", "django" or "custom": how test_command runs the tests.
+    test_runner: str | None = None
     start_command: list[str] | None = None
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -110,6 +116,9 @@ class Plan:
     server_requirements: list[str] = field(default_factory=list)
     # "web" (serves HTTP on `port`), "cli" (boot-checked with --help), "none".
     start_kind: str | None = None
+    # The project declares its start command (Procfile, scripts): failing to boot fails the
+    # build. A guessed one that fails to boot is a warning.
+    start_declared: bool = False
     port: int | None = None
     # Patterns of the .dockerignore generated for the build; None when the project has its own.
     dockerignore: list[str] | None = None
@@ -118,6 +127,8 @@ class Plan:
     # What the test requirements came from: the test environment ("tox.ini [testenv]") and the
     # requirement files read.
     test_sources: list[str] = field(default_factory=list)
+    # Environment of the wheel build (the version of a VCS-versioned project without .git).
+    build_environment: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,6 +186,8 @@ def detect(
         plan.dockerfile = "Dockerfile"
         plan.reasons.append("dockerfile: the project's own Dockerfile")
     _dependencies(info, plan)
+    if plan.install_project:
+        _scm_version(info, plan)
     _tests(info, plan, test_command)
     _start(info, plan)
     plan.dockerignore = _dockerignore(info, plan)
@@ -363,6 +376,17 @@ def _dependencies(info: _Project, plan: Plan) -> None:
         plan.reasons.append("dependencies: none declared")
 
 
+def _scm_version(info: _Project, plan: Plan) -> None:
+    setup_py = info.root / "setup.py"
+    setup_text = (
+        setup_py.read_text(encoding="utf-8", errors="replace") if setup_py.is_file() else ""
+    )
+    version = scm_version(info.root, info.pyproject, setup_text)
+    plan.build_environment = version.environment
+    plan.reasons += version.reasons
+    plan.warnings += version.warnings
+
+
 def _is_package(info: _Project) -> bool:
     """Whether the project builds as a wheel (and is then installed into the image)."""
     tool_uv = info.tool.get("uv", {})
@@ -505,7 +529,15 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
                 from_lock=locked,
             )
     groups = pyproject.get("dependency-groups", {})
-    for group in TEST_EXTRAS:
+    # The groups the test environment installs when it names them; else the conventional ones.
+    test_groups = sources.groups or list(TEST_EXTRAS)
+    for group in sources.groups:
+        if not (isinstance(groups, dict) and group in groups):
+            plan.warnings.append(
+                f"dependency group {group!r} ({sources.automation} installs it) is not in "
+                "[dependency-groups]"
+            )
+    for group in test_groups:
         if isinstance(groups, dict) and group in groups:
             if locked:
                 plan.test_groups.append(group)
@@ -550,29 +582,98 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
 
     if test_command is not None:
         plan.test_command = test_command
+        plan.test_runner = runner_of(test_command)
         plan.reasons.append(f"tests: {test_command!r} (option test_command)")
-    else:
-        evidence = _test_evidence(root, pyproject, info.setup_cfg, sources)
-        if evidence is None:
-            plan.reasons.append(
-                "tests: none found (no tests/ folder, test_*.py file or pytest configuration)"
-            )
-            return
-        unittest_only = (
-            None
-            if "pytest" in evidence  # pytest configuration
-            else _unittest_command(root, declared + plan.requirements, sources)
+        if plan.test_runner == "pytest" and not _mentions(declared, "pytest"):
+            plan.test_requirements.append("pytest")
+        return
+    command = _test_command(info, plan, declared, sources)
+    if command is None:
+        return
+    plan.test_runner = runner_of(command)
+    if plan.test_runner == "pytest":
+        if not _mentions(declared, "pytest"):
+            plan.test_requirements.append("pytest")
+            if declared:
+                plan.reasons.append("test dependencies: pytest added (the test command needs it)")
+        command = _pytest_plugins(info, plan, declared, command)
+    plan.test_command = with_environment(command, sources.setenv)
+    if sources.setenv:
+        plan.reasons.append(
+            f"tests: run with {', '.join(sorted(sources.setenv))} set as {sources.automation} "
+            "sets them"
         )
-        if unittest_only is not None:
-            plan.test_command, why = unittest_only
-            plan.reasons.append(f"tests: {plan.test_command} because {why}")
-            return
-        plan.test_command = "python -m pytest"
-        plan.reasons.append(f"tests: python -m pytest because {evidence}")
-    if "pytest" in plan.test_command and not _mentions(declared, "pytest"):
-        plan.test_requirements.append("pytest")
-        if declared:
-            plan.reasons.append("test dependencies: pytest added (the test command needs it)")
+
+
+def _test_command(
+    info: _Project, plan: Plan, declared: list[str], sources: TestSources
+) -> str | None:
+    """The command that runs the tests, its reason recorded; None when there are none."""
+    root = info.root
+    automated = automation_command(root, sources.commands) if sources.automation else None
+    if automated is not None:
+        command, why = automated
+        plan.reasons.append(f"tests: {command} ({sources.automation}: {why})")
+        return command
+    evidence = _test_evidence(root, info.pyproject, info.setup_cfg, sources)
+    if evidence is None:
+        plan.reasons.append(
+            "tests: none found (no tests/ folder, test_*.py file or pytest configuration)"
+        )
+        return None
+    unittest_only = (
+        None
+        if "pytest" in evidence  # pytest configuration
+        else _unittest_command(root, declared + plan.requirements, sources)
+    )
+    if unittest_only is not None:
+        command, why = unittest_only
+        plan.reasons.append(f"tests: {command} because {why}")
+        return command
+    plan.reasons.append(f"tests: python -m pytest because {evidence}")
+    return "python -m pytest"
+
+
+def _pytest_plugins(info: _Project, plan: Plan, declared: list[str], command: str) -> str:
+    """Install the plugins the pytest configuration needs when the project declares them;
+    otherwise take their options out of addopts. Returns the command to run."""
+    config = read_pytest_config(info.root)
+    installed = {
+        name
+        for name in (
+            _name_of(line) for line in [*declared, *plan.requirements, *plan.test_requirements]
+        )
+        if name is not None
+    }
+    needs = plugin_needs(info.root, config, installed, _declarations_text(info.root))
+    for requirement, why in needs.install.items():
+        plan.test_requirements.append(requirement)
+        plan.reasons.append(f"test dependencies: {requirement} added ({why})")
+    if needs.addopts is None:
+        return command
+    for plugin, options in needs.removed.items():
+        plan.reasons.append(
+            f"tests: {' '.join(options)} taken out of {config.source} addopts ({plugin} is not "
+            f"declared anywhere in the project; add it to the test requirements to keep them)"
+        )
+    return f"{command} -o {shlex.quote('addopts=' + shlex.join(needs.addopts))}"
+
+
+def _declarations_text(root: Path) -> str:
+    """Every file where a project may name a dependency, as one text to search."""
+    paths = [
+        root / name
+        for name in ("pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "noxfile.py", "Pipfile")
+    ]
+    for pattern in ("requirements*", "*requirements*", "requirements/*", "tests/requirements*"):
+        paths += sorted(root.glob(pattern))
+    for pattern in (".github/workflows/*.yml", ".github/workflows/*.yaml", ".gitlab-ci.yml"):
+        paths += sorted(root.glob(pattern))
+    texts = []
+    for path in dict.fromkeys(paths):
+        if path.is_file() and path.stat().st_size < 1_000_000:
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    return "\n".join(texts)
 
 
 def _extra(extras: dict[str, Any], name: str, own_name: str | None) -> list[str]:
@@ -827,6 +928,7 @@ def _start(info: _Project, plan: Plan) -> None:
     )
     plan.start_command = start.command
     plan.start_kind = start.kind
+    plan.start_declared = start.declared
     plan.port = start.port
     plan.reasons.append(start.reason)
     plan.reasons += start.notes

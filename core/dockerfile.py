@@ -275,6 +275,14 @@ def _wheel_stage(plan: Plan) -> list[str]:
         "# Stage wheel: the project built as a wheel; the code that is installed must compile.",
         "FROM tools AS wheel",
         "WORKDIR /src",
+    ]
+    if plan.build_environment:
+        # The version of a VCS-versioned project uploaded without its .git.
+        lines.append(
+            "ENV "
+            + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(plan.build_environment.items()))
+        )
+    lines += [
         "COPY . .",
         f"RUN rm -rf {GENERATED_DIR} && mkdir -p /wheels /meta",
     ]

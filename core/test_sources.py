@@ -148,6 +148,8 @@ class TestSources:
     constraints: list[str] = field(default_factory=list)
     # The project's own extras the test environment installs (".[test]", `extras = test`).
     extras: list[str] = field(default_factory=list)
+    # The dependency groups it installs (tox 4's `dependency_groups`, nox `--group`).
+    groups: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     setenv: dict[str, str] = field(default_factory=dict)
     # "tox.ini [testenv:py311]", "noxfile.py session tests", or None.
@@ -243,6 +245,10 @@ def _from_tox(root: Path, tox: ToxConfig, python: str, result: TestSources) -> N
     result.reasons.append(f"test dependencies: {label} ({why} for Python {python})")
     for extra in chosen.extras:
         _add_extra(extra, result, label)
+    for group in chosen.groups:
+        if group not in result.groups:
+            result.groups.append(group)
+            result.reasons.append(f"test dependencies: group {group!r} ({label} installs it)")
     _deps(root, chosen.deps, result, label)
 
 

@@ -34,7 +34,8 @@ _BRACE = re.compile(r"\{([^{}]*,[^{}]*)\}")
 _CONDITION = re.compile(
     r"^\s*(?P<cond>!?[A-Za-z0-9_.{},!-]+(?:\s*,\s*!?[A-Za-z0-9_.{},-]+)*)\s*:\s+"
 )
-_PY_FACTOR = re.compile(r"^py(?:thon)?(\d)(\d+)$|^py(?:thon)?(\d)\.(\d+)$")
+# py311, py3.11, python3.11; a "t" suffix is the free-threaded build of that version.
+_PY_FACTOR = re.compile(r"^py(?:thon)?(\d)\.?(\d+)(t?)$")
 _SUBSTITUTION = re.compile(r"\{([^{}]*)\}")
 
 
@@ -50,6 +51,8 @@ class ToxEnv:
     source: str  # "tox.ini", "setup.cfg", "pyproject.toml"
     deps: list[str] = field(default_factory=list)
     extras: list[str] = field(default_factory=list)
+    # PEP 735 dependency groups (tox 4's `dependency_groups`).
+    groups: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     setenv: dict[str, str] = field(default_factory=dict)
     # Substitutions that could not be resolved, and lines dropped because of them.
@@ -165,8 +168,7 @@ def python_of_factor(factor: str) -> str | None:
     match = _PY_FACTOR.match(factor)
     if match is None:
         return None
-    major, minor = (match.group(1), match.group(2)) if match.group(1) else match.group(3, 4)
-    return f"{major}.{minor}"
+    return f"{match.group(1)}.{match.group(2)}{match.group(3)}"
 
 
 def env(config: ToxConfig, name: str, *, python: str) -> ToxEnv:
@@ -191,7 +193,7 @@ def env(config: ToxConfig, name: str, *, python: str) -> ToxEnv:
                 continue
             substituted = context.substitute(applies, key)
             if substituted is not None:
-                kept += [part for part in substituted.splitlines() if part.strip()]
+                kept += [part.strip() for part in substituted.splitlines() if part.strip()]
         return kept
 
     result.deps = [_strip_comment(line) for line in values("deps")]
@@ -201,6 +203,12 @@ def env(config: ToxConfig, name: str, *, python: str) -> ToxEnv:
         for line in values("extras")
         for extra in line.split(",")
         if extra.strip() and not extra.strip().startswith("#")
+    ]
+    result.groups = [
+        group.strip()
+        for line in values("dependency_groups")
+        for group in line.split(",")
+        if group.strip()
     ]
     result.commands = values("commands")
     for line in values("setenv") + values("set_env"):
@@ -215,7 +223,9 @@ def test_env_names(config: ToxConfig, python: str) -> list[str]:
     the rest of the envlist, then the bare [testenv]."""
     factor = python_factor(python)
     in_list = [name for name in config.envlist if "testenv" in _section_name(config, name)]
-    for_python = [name for name in in_list if factor in factors_of(name)]
+    for_python = [
+        name for name in in_list if any(python_of_factor(f) == python for f in factors_of(name))
+    ]
     unpinned = [
         name
         for name in in_list

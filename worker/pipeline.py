@@ -280,7 +280,7 @@ class Pipeline:
                 test_image = self._build(root, dockerfile, test_target, options, generated)
                 self._images_to_remove.append(test_image)
             self.watchdog.limit(self.settings.test_timeout_seconds)
-            self._test(test_image, plan.test_command)
+            self._test(test_image, plan.test_command, plan.test_runner or "custom")
         elif options.run_tests and self.settings.require_tests:
             raise ProjectFault(
                 Failure("no_tests_found", "No tests were found, and tests are required.")
@@ -469,9 +469,9 @@ class Pipeline:
         config_user = (self.docker.image_info(image_id).get("Config") or {}).get("User") or ""
         return config_user if config_user.split(":")[0] not in ("", "0", "root") else "65534:65534"
 
-    def _test(self, image_id: str, command: str) -> None:
+    def _test(self, image_id: str, command: str, runner: str) -> None:
         user = self._user(image_id)
-        self.say(f"tests: {command} (no network, user {user}, read-only root)")
+        self.say(f"tests: {command} (runner {runner}; no network, user {user}, read-only root)")
         output: collections.deque[str] = collections.deque(maxlen=50)
 
         def test_line(line: str) -> bool:
@@ -495,7 +495,11 @@ class Pipeline:
         counts = parse_junit(outcome.report) if outcome.report else None
         if counts is None:
             counts = unittest_counts(list(output))
-        tests: dict[str, Any] = {"command": command, "exit_code": outcome.exit_code}
+        tests: dict[str, Any] = {
+            "command": command,
+            "runner": runner,
+            "exit_code": outcome.exit_code,
+        }
         tests |= {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
         if counts is not None:
             tests |= {
@@ -538,12 +542,17 @@ class Pipeline:
                 )
             self.say("tests: none collected; not required")
             return
-        message = (
-            summarize(counts)
-            if counts is not None and counts.total
-            else f"the test command exited with {outcome.exit_code}"
-        )
-        raise ProjectFault(Failure("tests_failed", f"Tests failed: {message}"))
+        if counts is not None and counts.total:
+            raise ProjectFault(Failure("tests_failed", f"Tests failed: {summarize(counts)}"))
+        if runner == "custom" and counts is None:
+            # A runner of its own may print no counts: its exit code is its verdict.
+            raise ProjectFault(
+                Failure(
+                    "tests_failed",
+                    f"Tests failed: the test command exited with {outcome.exit_code}",
+                )
+            )
+        raise ProjectFault(_not_collected(runner, outcome.exit_code))
 
     def _limits_hit(self, outcome: TestOutcome) -> list[str]:
         """What the sandbox refused the tests, as phrases ("hit the limit of 256 processes")."""
@@ -639,21 +648,31 @@ class Pipeline:
             if plan.start_kind == "cli":
                 self.say(f"boot check: still running after {BOOT_SECONDS * 2} s; it started")
                 return
-            raise ProjectFault(
-                Failure("boot_failed", f"The app did not answer in time: {what}.")
-            ) from stop
+            self._boot_failed(plan, f"The app did not answer in time: {what}.")
+            return
         if outcome.exit_code == 0:
             self.say("boot check: passed")
             return
         last = next((line for line in reversed(output) if line.strip()), "")
-        raise ProjectFault(
-            Failure(
-                "boot_failed",
-                f"The image does not start: {what}, but it exited with {outcome.exit_code}"
-                + (f": {last.strip()}" if last else "")
-                + ("" if not outcome.oom_killed else " (out of memory)"),
-            )
+        self._boot_failed(
+            plan,
+            f"The image does not start: {what}, but it exited with {outcome.exit_code}"
+            + (f": {last.strip()}" if last else "")
+            + ("" if not outcome.oom_killed else " (out of memory)"),
         )
+
+    def _boot_failed(self, plan: Plan, message: str) -> None:
+        """A start command the project declares must start; a guessed one (a library has no
+        site to serve) that does not is a warning in the plan and the log."""
+        if plan.start_declared:
+            raise ProjectFault(Failure("boot_failed", message))
+        warning = (
+            f"boot check: {message} The start command was guessed, so the build goes on; "
+            "declare one (a Procfile web line or a console script) to have it checked"
+        )
+        plan.warnings.append(warning)
+        self.fields["plan"] = plan.to_dict()
+        self.say(f"warning: {warning}")
 
     def _boot_line(self, output: list[str]) -> Callable[[str], None]:
         def write(line: str) -> None:
@@ -697,6 +716,22 @@ class Pipeline:
             except DockerUnavailable as exc:
                 log.warning("could not remove image %s of build %s: %s", image, self.build_id, exc)
         shutil.rmtree(self.workspace, ignore_errors=True)
+
+
+def _not_collected(runner: str, exit_code: int) -> Failure:
+    """The test command failed before any test ran: collection or usage, not a test's verdict."""
+    hint = {
+        "pytest": "an import error of a test module (a test requirement missing), a conftest "
+        "that fails, or an option of a plugin that is not installed",
+        "django": "the settings module not found or a missing test requirement",
+        "unittest": "an import error of a test module (a test requirement missing)",
+    }.get(runner, "the runner itself failing")
+    return Failure(
+        "tests_not_collected",
+        f"The test command ({runner}) exited with {exit_code} before any test ran: usually "
+        f"{hint} (see the test log). Name the test requirements in requirements-test.txt (or "
+        "a test extra, group or tox environment), or give the option test_command.",
+    )
 
 
 def _has_stage(dockerfile: Path, name: str) -> bool:

@@ -33,6 +33,7 @@ class Case:
     # passed, failed, errors, skipped
     counts: tuple[int, int, int, int]
     test_command: str = PYTEST
+    runner: str = "pytest"
     python: str = "3.11"
     options: dict[str, Any] = field(default_factory=dict)
     dependency_source: str | None = None
@@ -61,6 +62,7 @@ CASES = [
         ["python"],
         (2, 0, 0, 1),
         test_command="python -m unittest discover -v -s tests -t .",
+        runner="unittest",
         dependency_source="setup.py",
     ),
     Case("fastapi_app", [*UVICORN, "main:app"], (3, 0, 0, 0), server=["uvicorn>=0.20"]),
@@ -75,6 +77,7 @@ CASES = [
         [*GUNICORN, "mysite.wsgi:application"],
         (2, 0, 0, 0),
         test_command="python manage.py test -v 2",
+        runner="django",
         server=["gunicorn>=21.2"],
     ),
     Case("c_extension", ["python"], (2, 0, 0, 0)),
@@ -98,6 +101,25 @@ CASES = [
         test_sources=["tox.ini env py311", "requirements/tests"],
         warning="tox.ini [testenv] deps: '{env:EXTRA_TEST_DEP}' left out",
     ),
+    # pytest-timeout is declared only by the CI workflow (installed); pytest-cov nowhere (its
+    # options are taken out). The doctest of slug.py is the third test.
+    Case(
+        "pytest_addopts",
+        ["python"],
+        (3, 0, 0, 0),
+        test_command="python -m pytest -o 'addopts=-ra --timeout 60 --doctest-modules'",
+    ),
+    # tox runs the project's own script; load_tests adds a doctest only unittest collects.
+    Case(
+        "tox_runtests",
+        ["python"],
+        (3, 0, 0, 0),
+        test_command="python runtests.py",
+        runner="custom",
+        test_sources=["tox.ini env py311"],
+    ),
+    # hatch-vcs without .git: the version PKG-INFO records (the tests check it).
+    Case("scm_version", ["python"], (2, 0, 0, 0)),
 ]
 
 
@@ -130,6 +152,7 @@ class TestFixtureProjects:
             assert any(case.warning in warning for warning in plan["warnings"]), plan["warnings"]
             assert f"warning: {case.warning}" in outcome.log
         assert build.tests is not None
+        assert plan["test_runner"] == build.tests["runner"] == case.runner
         counts = (
             build.tests["passed"],
             build.tests["failed"],
@@ -167,15 +190,36 @@ class TestProjectFaultsAfterTheTests:
         assert outcome.build.tests is not None  # the tests ran and passed first
         assert outcome.build.image_id is None
 
-    def test_program_that_cannot_start_is_boot_failed(self, builder: Builder) -> None:
-        outcome = builder.run(builder.submit("boot_crash"))
+    def test_declared_start_that_cannot_start_is_boot_failed(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("boot_crash_procfile"))
 
         assert outcome.build.status is BuildStatus.FAILED, outcome.log
         assert outcome.build.error_code == "boot_failed"
         message = outcome.build.error_message or ""
-        assert "python main.py --help must exit 0" in message
-        assert "the settings file settings.ini is missing" in message
+        assert "exec python main.py must answer HTTP on port 8000" in message
         assert "the settings file settings.ini is missing" in outcome.log
+
+    def test_suite_that_stops_before_any_test_says_what_to_add(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("pytest_usage_error"))
+
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "tests_not_collected"
+        message = outcome.build.error_message or ""
+        assert message.startswith("The test command (pytest) exited with 4 before any test ran")
+        assert "give the option test_command" in message
+        assert outcome.build.tests is not None
+        assert outcome.build.tests["runner"] == "pytest"
+
+    def test_guessed_start_that_cannot_start_is_a_warning(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("boot_crash"))
+
+        assert outcome.build.status is BuildStatus.SUCCEEDED, outcome.log
+        plan = outcome.build.plan or {}
+        assert plan["start_declared"] is False
+        warning = next(w for w in plan["warnings"] if w.startswith("boot check:"))
+        assert "python main.py --help must exit 0" in warning
+        assert "the settings file settings.ini is missing" in warning
+        assert f"warning: {warning}" in outcome.log
 
 
 class TestOwnDockerfile:

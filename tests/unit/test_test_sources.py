@@ -184,3 +184,64 @@ class TestRequirementLines:
     def test_variable_in_an_include_says_what_to_write(self, tmp_path: Path) -> None:
         with pytest.raises(DetectionError, match=r"environment variable REQS"):
             plan_for(tmp_path, {"requirements.txt": "-r ${REQS}/base.txt\n"})
+
+
+class TestPatchLevelPython:
+    def test_patch_range_allows_its_minor_version_with_a_warning(self, tmp_path: Path) -> None:
+        pyproject = '[project]\nname = "x"\nversion = "1"\nrequires-python = ">=3.11.4,<3.11.9"\n'
+        plan = plan_for(tmp_path, {"pyproject.toml": pyproject})
+
+        assert plan.python_version == "3.11"
+        assert any("allows only some 3.11.x releases" in w for w in plan.warnings)
+
+    def test_a_lower_bound_on_an_older_minor_version_is_no_warning(self, tmp_path: Path) -> None:
+        pyproject = '[project]\nname = "x"\nversion = "1"\nrequires-python = ">=3.8.1"\n'
+        plan = plan_for(tmp_path, {"pyproject.toml": pyproject})
+
+        assert plan.python_version == "3.11"
+        assert plan.warnings == []
+
+
+class TestScmVersion:
+    HATCH_VCS = (
+        '[build-system]\nrequires = ["hatchling", "hatch-vcs"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "x"\ndynamic = ["version"]\n[tool.hatch.version]\nsource = "vcs"\n'
+    )
+
+    def test_pkg_info_gives_the_version(self, tmp_path: Path) -> None:
+        plan = plan_for(
+            tmp_path, {"pyproject.toml": self.HATCH_VCS, "PKG-INFO": "Name: x\nVersion: 2.0.1\n"}
+        )
+
+        assert plan.build_environment == {"SETUPTOOLS_SCM_PRETEND_VERSION": "2.0.1"}
+
+    def test_without_pkg_info_the_fallback_is_a_warning(self, tmp_path: Path) -> None:
+        pyproject = (
+            '[build-system]\nrequires = ["pdm-backend"]\nbuild-backend = "pdm.backend"\n'
+            '[project]\nname = "x"\ndynamic = ["version"]\n[tool.pdm.version]\nsource = "scm"\n'
+        )
+        plan = plan_for(tmp_path, {"pyproject.toml": pyproject})
+
+        assert plan.build_environment == {"PDM_BUILD_SCM_VERSION": "0.0.0"}
+        assert any("neither .git nor PKG-INFO" in warning for warning in plan.warnings)
+
+    def test_with_git_nothing_is_pretended(self, tmp_path: Path) -> None:
+        plan = plan_for(tmp_path, {"pyproject.toml": self.HATCH_VCS, ".git/HEAD": "ref\n"})
+
+        assert plan.build_environment == {}
+
+
+class TestToxGroups:
+    def test_native_toml_groups_and_dotted_python_factors(self, tmp_path: Path) -> None:
+        pyproject = (
+            '[project]\nname = "x"\nversion = "1"\n\n[dependency-groups]\n'
+            'tests = ["pytest"]\ndev = ["ipdb", {include-group = "tests"}, "sphinx"]\n\n'
+            '[tool.tox]\nenv_list = ["py3.14t", "py3.13", "py3.11", "docs"]\n'
+            '[tool.tox.env_run_base]\ndependency_groups = ["tests"]\n'
+            'commands = [["pytest", {replace = "posargs", default = [], extend = true}]]\n'
+        )
+        plan = plan_for(tmp_path, {"pyproject.toml": pyproject, "tests/test_a.py": ""})
+
+        assert plan.test_requirements == ["pytest"]
+        assert plan.test_sources == ["pyproject.toml env py3.11"]
+        assert has_reason(plan, "group 'tests' (pyproject.toml env py3.11 installs it)")
