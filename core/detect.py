@@ -857,6 +857,16 @@ def _unittest_command(
                 "it is a Django project (manage.py) whose tests do not use pytest",
             )
         return None
+    settings = _django_test_settings(root)
+    if settings is not None:
+        module, settings_file = settings
+        tests = [p for p in _python_files(root) if p.name.startswith("test")]
+        if not any("pytest" in _imported_modules(p) for p in tests):
+            return (
+                f"python -m django test --settings={module} -v 2",
+                f"it is a reusable Django app: {settings_file} is its test settings module "
+                "(it sets INSTALLED_APPS) and its tests do not use pytest",
+            )
     start = next((name for name in ("tests", "test") if (root / name).is_dir()), None)
     top = root / start if start else root
     files = [path for path in _python_files(top) if _UNITTEST_FILE.match(path.name)]
@@ -880,6 +890,36 @@ def _unittest_command(
     else:
         command = f"python -m unittest discover -v -s {start}"
     return command, f"the tests in {where} use unittest only and nothing mentions pytest"
+
+
+def _django_test_settings(root: Path) -> tuple[str, str] | None:
+    """("tests.settings", "tests/settings.py"): a settings module of a Django app's tests, found
+    by what it does (a module-level INSTALLED_APPS) in the test folders or at the root."""
+    for folder in ("tests", "test", "testapp", "."):
+        top = root / folder
+        if not top.is_dir():
+            continue
+        candidates = top.glob("*.py") if folder == "." else _python_files(top)
+        for path in sorted(candidates):
+            if "settings" not in path.stem:
+                continue
+            if _assigns(path, "INSTALLED_APPS"):
+                relative = path.relative_to(root)
+                module = ".".join(relative.with_suffix("").parts)
+                return module, relative.as_posix()
+    return None
+
+
+def _assigns(path: Path, name: str) -> bool:
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (SyntaxError, ValueError):
+        return False
+    return any(
+        isinstance(node, ast.Assign)
+        and any(isinstance(target, ast.Name) and target.id == name for target in node.targets)
+        for node in tree.body
+    )
 
 
 def _is_django(root: Path) -> bool:

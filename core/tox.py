@@ -35,7 +35,7 @@ _CONDITION = re.compile(
     r"^\s*(?P<cond>!?[A-Za-z0-9_.{},!-]+(?:\s*,\s*!?[A-Za-z0-9_.{},-]+)*)\s*:\s+"
 )
 # py311, py3.11, python3.11; a "t" suffix is the free-threaded build of that version.
-_PY_FACTOR = re.compile(r"^py(?:thon)?(\d)\.?(\d+)(t?)$")
+_PY_FACTOR = re.compile(r"^(?:py(?:thon)?)?(\d)\.?(\d+)(t?)$")
 _SUBSTITUTION = re.compile(r"\{([^{}]*)\}")
 
 
@@ -145,6 +145,7 @@ def expand_envlist(value: str) -> list[str]:
 
 def expand_braces(text: str) -> list[str]:
     """`py{310,311}-x` -> ["py310-x", "py311-x"]."""
+    text = _expand_ranges(text)
     match = _BRACE.search(text)
     if match is None:
         return [text]
@@ -153,6 +154,18 @@ def expand_braces(text: str) -> list[str]:
     for choice in match.group(1).split(","):
         result += expand_braces(head + choice.strip() + tail)
     return result
+
+
+def _expand_ranges(text: str) -> str:
+    """tox 4's numeric ranges: `py3{9-12}` is `py3{9,10,11,12}`."""
+
+    def expand(match: re.Match[str]) -> str:
+        low, high = int(match.group(1)), int(match.group(2))
+        if not 0 <= high - low <= 50:
+            return match.group(0)
+        return "{" + ",".join(str(n) for n in range(low, high + 1)) + "}"
+
+    return re.sub(r"\{(\d+)-(\d+)\}", expand, text)
 
 
 def factors_of(env_name: str) -> set[str]:

@@ -118,6 +118,14 @@ CASES = [
         runner="custom",
         test_sources=["tox.ini env py311"],
     ),
+    # No manage.py: its tests run with Django's runner and the settings module they carry.
+    Case(
+        "django_reusable_app",
+        ["python"],
+        (2, 0, 0, 0),
+        test_command="python -m django test --settings=tests.settings -v 2",
+        runner="django",
+    ),
     # hatch-vcs without .git: the version PKG-INFO records (the tests check it).
     Case("scm_version", ["python"], (2, 0, 0, 0)),
 ]

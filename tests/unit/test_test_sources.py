@@ -245,3 +245,49 @@ class TestToxGroups:
         assert plan.test_requirements == ["pytest"]
         assert plan.test_sources == ["pyproject.toml env py3.11"]
         assert has_reason(plan, "group 'tests' (pyproject.toml env py3.11 installs it)")
+
+
+class TestToxNames:
+    def test_numeric_ranges_and_bare_versions(self) -> None:
+        assert expand_envlist("py3{9-11}-tests") == ["py39-tests", "py310-tests", "py311-tests"]
+
+    def test_bare_version_environment_is_this_pythons(self, tmp_path: Path) -> None:
+        pyproject = (
+            '[project]\nname = "x"\nversion = "1"\n\n[tool.tox]\n'
+            'env_list = ["3.10", "3.11", "lint"]\n'
+            '[tool.tox.env_run_base]\ndeps = ["pytest"]\ncommands = [["pytest"]]\n'
+        )
+        plan = plan_for(tmp_path, {"pyproject.toml": pyproject, "tests/test_a.py": ""})
+
+        assert plan.test_sources == ["pyproject.toml env 3.11"]
+
+
+class TestReusableDjangoApp:
+    SETTINGS = "SECRET_KEY = 'x'\nINSTALLED_APPS = ['app']\n"
+    TEST = "from django.test import SimpleTestCase\n\nclass T(SimpleTestCase):\n    pass\n"
+
+    def test_settings_module_of_the_tests_gives_the_django_runner(self, tmp_path: Path) -> None:
+        plan = plan_for(
+            tmp_path,
+            {
+                "app/__init__.py": "",
+                "tests/__init__.py": "",
+                "tests/settings.py": self.SETTINGS,
+                "tests/test_views.py": self.TEST,
+            },
+        )
+
+        assert plan.test_command == "python -m django test --settings=tests.settings -v 2"
+        assert plan.test_runner == "django"
+        assert plan.start_kind == "none"
+
+    def test_pytest_suites_keep_pytest(self, tmp_path: Path) -> None:
+        plan = plan_for(
+            tmp_path,
+            {
+                "tests/settings.py": self.SETTINGS,
+                "tests/test_views.py": "import pytest\n",
+            },
+        )
+
+        assert plan.test_runner == "pytest"
