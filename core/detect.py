@@ -104,6 +104,9 @@ class Plan:
     # `lock_files` only (the dependency layer's key).
     lock_tool: str | None = None
     lock_files: list[str] = field(default_factory=list)
+    # Packages of the lock that live in the project (workspace members, path dependencies):
+    # left out of the export, built from `local_packages`.
+    lock_local_packages: list[str] = field(default_factory=list)
     # Pinned, hashed lines from a lockfile converted here (Pipfile.lock), installed first.
     locked_requirements: list[str] = field(default_factory=list)
     locked_test_requirements: list[str] = field(default_factory=list)
@@ -445,6 +448,8 @@ def _locked_dependencies(info: _Project, plan: Plan) -> bool:
         return True
     tool = {"uv.lock": "uv", "poetry.lock": "poetry", "pdm.lock": "pdm"}[preferred]
     plan.lock_tool = tool
+    if tool == "uv":
+        _uv_local_packages(info, plan)
     plan.lock_files = ["pyproject.toml", preferred]
     command = {
         "uv": "uv export --frozen",
@@ -456,6 +461,37 @@ def _locked_dependencies(info: _Project, plan: Plan) -> bool:
         "keyed only by pyproject.toml and the lock)"
     )
     return True
+
+
+def _uv_local_packages(info: _Project, plan: Plan) -> None:
+    """Workspace members and path dependencies of a uv.lock: the export leaves them out (their
+    source is not in the dependency layer) and they are built as wheels with the source."""
+    lock = _load_toml(info.root / "uv.lock")
+    packages = lock.get("package", [])
+    root = info.root.resolve()
+    for package in packages if isinstance(packages, list) else []:
+        source = package.get("source", {}) if isinstance(package, dict) else {}
+        kind = next((k for k in ("editable", "directory", "path") if k in source), None)
+        name = package.get("name")
+        if kind is None or not isinstance(name, str) or not isinstance(source[kind], str):
+            continue
+        relative = source[kind]
+        target = (root / relative).resolve()
+        if target == root:
+            continue
+        if root not in target.parents or not target.exists():
+            plan.warnings.append(
+                f"uv.lock: {name} comes from {relative!r}, which is not in the upload; "
+                "include it in the zip"
+            )
+            continue
+        plan.lock_local_packages.append(name)
+        plan.local_packages.append(target.relative_to(root).as_posix())
+        what = "workspace member" if kind == "editable" else "path dependency"
+        plan.reasons.append(
+            f"dependencies: {name} ({what} {relative}) built as a wheel with the source, "
+            "not exported from uv.lock"
+        )
 
 
 def _pipfile_lock(info: _Project, plan: Plan) -> None:

@@ -216,9 +216,11 @@ def _export(plan: Plan, output: str, *, test: bool) -> str | None:
         selection = "".join(f" --group {g}" for g in groups) + "".join(
             f" --extra {e}" for e in extras
         )
+        # Path dependencies are built from the source with the project, not installed here.
+        local = "".join(f" --no-emit-package {name}" for name in plan.lock_local_packages)
         return (
             "uv export --frozen --no-emit-project --no-emit-workspace --no-default-groups"
-            f" --no-header --format requirements-txt{selection if test else ''} -o {output}"
+            f"{local} --no-header --format requirements-txt{selection if test else ''} -o {output}"
         )
     if plan.lock_tool == "poetry":
         selection = "".join(f" --with {g}" for g in groups) + "".join(

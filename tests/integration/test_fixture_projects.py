@@ -126,6 +126,8 @@ CASES = [
         test_command="python -m django test --settings=tests.settings -v 2",
         runner="django",
     ),
+    # A workspace member and a path dependency: built from the source, not exported.
+    Case("uv_workspace", ["python", "main.py"], (2, 0, 0, 0), dependency_source="uv.lock"),
     # hatch-vcs without .git: the version PKG-INFO records (the tests check it).
     Case("scm_version", ["python"], (2, 0, 0, 0)),
 ]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.detect import DetectionError
+from core.detect import DetectionError, detect
+from core.dockerfile import BaseImages, render
 from core.requirements import read_requirements
 from core.tox import expand_envlist
 from tests.unit.test_detect import has_reason, plan_for
@@ -291,3 +292,26 @@ class TestReusableDjangoApp:
         )
 
         assert plan.test_runner == "pytest"
+
+
+class TestUvLocalPackages:
+    def test_members_and_path_dependencies_are_built_not_exported(self) -> None:
+        root = Path(__file__).resolve().parent.parent / "projects" / "uv_workspace"
+        plan = detect(root, available_versions=("3.11",), default_version="3.11")
+        rendered = render(plan, BaseImages("b", "r"), build_id="b_1")
+
+        assert plan.lock_local_packages == ["greeting", "shout"]
+        assert plan.local_packages == ["packages/greeting", "libs/shout"]
+        assert "--no-emit-package greeting --no-emit-package shout" in rendered.dockerfile
+
+    def test_a_path_outside_the_upload_is_named(self, tmp_path: Path) -> None:
+        lock = (
+            'version = 1\n[[package]]\nname = "x"\nsource = { virtual = "." }\n'
+            '[[package]]\nname = "lib"\nsource = { directory = "../lib" }\n'
+        )
+        plan = plan_for(
+            tmp_path, {"pyproject.toml": '[project]\nname = "x"\nversion = "1"\n', "uv.lock": lock}
+        )
+
+        assert plan.local_packages == []
+        assert any("'../lib', which is not in the upload" in w for w in plan.warnings)
