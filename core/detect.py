@@ -132,6 +132,10 @@ class Plan:
     test_sources: list[str] = field(default_factory=list)
     # Environment of the wheel build (the version of a VCS-versioned project without .git).
     build_environment: dict[str, str] = field(default_factory=dict)
+    # Extension modules the build files declare, and whether each was built (checked in the
+    # image after the build: an optional extension may fall back to pure Python silently).
+    extension_modules: list[str] = field(default_factory=list)
+    extensions_built: dict[str, bool] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,6 +195,7 @@ def detect(
     _dependencies(info, plan)
     if plan.install_project:
         _scm_version(info, plan)
+        _extension_modules(info, plan)
     _tests(info, plan, test_command)
     _start(info, plan)
     plan.dockerignore = _dockerignore(info, plan)
@@ -377,6 +382,21 @@ def _dependencies(info: _Project, plan: Plan) -> None:
         )
     if not plan.requirements and not plan.install_project and not plan.locked_requirements:
         plan.reasons.append("dependencies: none declared")
+
+
+def _extension_modules(info: _Project, plan: Plan) -> None:
+    names = list(info.setup_py.extension_modules) if info.setup_py is not None else []
+    setuptools = info.tool.get("setuptools", {})
+    declared = setuptools.get("ext-modules", []) if isinstance(setuptools, dict) else []
+    for item in declared if isinstance(declared, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            names.append(item["name"])
+    plan.extension_modules = _dedupe(names)
+    if plan.extension_modules:
+        plan.reasons.append(
+            f"native: extension modules {', '.join(plan.extension_modules)} (each is checked "
+            "in the image: an optional one may fall back to pure Python)"
+        )
 
 
 def _scm_version(info: _Project, plan: Plan) -> None:

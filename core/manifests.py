@@ -59,6 +59,8 @@ class SetupCall:
     python_requires: str | None = None
     console_scripts: dict[str, str] = field(default_factory=dict)
     has_ext_modules: bool = False
+    # Dotted names of the extension modules it declares (Extension("pkg._speedups", ...)).
+    extension_modules: list[str] = field(default_factory=list)
     # Keywords present but computed (not literals): their values are known only by running it.
     dynamic: list[str] = field(default_factory=list)
 
@@ -88,7 +90,7 @@ def read_setup_py(path: Path) -> SetupCall | None:
     )
     if call is None:
         return None
-    result = SetupCall(line=call.lineno)
+    result = SetupCall(line=call.lineno, extension_modules=_extension_names(tree, path.parent))
     for keyword in call.keywords:
         if keyword.arg is None:
             result.dynamic.append("**kwargs")
@@ -99,6 +101,38 @@ def read_setup_py(path: Path) -> SetupCall | None:
             continue
         _apply_setup_keyword(result, keyword.arg, value)
     return result
+
+
+def _extension_names(tree: ast.Module, root: Path) -> list[str]:
+    """Names of `Extension(...)` calls anywhere in setup.py, and of the .pyx files a
+    `cythonize("pattern")` call names."""
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        called = _call_name(node.func)
+        if called in ("Extension", "Pybind11Extension", "RustExtension"):
+            first = node.args[0] if node.args else None
+            keyword = next((k.value for k in node.keywords if k.arg == "name"), None)
+            value = first if first is not None else keyword
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                names.append(value.value)
+        elif called == "cythonize":
+            for arg in node.args:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    names += _pyx_modules(root, arg.value)
+    return list(dict.fromkeys(names))
+
+
+def _pyx_modules(root: Path, pattern: str) -> list[str]:
+    if pattern.startswith("/") or ".." in pattern:
+        return []
+    modules = []
+    for path in sorted(root.glob(pattern))[:100]:
+        if path.suffix == ".pyx":
+            parts = path.relative_to(root).with_suffix("").parts
+            modules.append(".".join(parts[1:] if parts[0] == "src" else parts))
+    return modules
 
 
 def _apply_setup_keyword(result: SetupCall, name: str, value: Any) -> None:

@@ -295,6 +295,8 @@ class Pipeline:
         self._phase(Phase.SCANNING)
         self.watchdog.limit(self.settings.test_timeout_seconds)
         self._check_native_libraries(image_id)
+        if generated and plan.extension_modules:
+            self._check_extensions(image_id, plan)
         if generated:
             self._check_boot(image_id, plan)
         else:
@@ -612,6 +614,38 @@ class Pipeline:
             )
         )
 
+    def _check_extensions(self, image_id: str, plan: Plan) -> None:
+        """Whether each declared extension module is in the installed package: optional ones
+        (speedups) fall back to pure Python silently when they fail to compile."""
+        outcome = self.docker.run_command(
+            self._check(
+                image_id,
+                ["python", "-I", "-c", _EXTENSION_PROBE, *plan.extension_modules],
+                role="extensions",
+            ),
+            lambda line: None,
+            self.watchdog,
+        )
+        for line in outcome.output:
+            marker, _, rest = line.strip().partition(" ")
+            if marker != "imagebuilder-extension":
+                continue
+            name, state, origin = [*rest.split(" ", 2), "", ""][:3]
+            if name not in plan.extension_modules:
+                continue
+            plan.extensions_built[name] = state == "built"
+            if state == "built":
+                self.say(f"native extensions: {name} built ({origin})")
+            else:
+                warning = (
+                    f"native extensions: {name} was not built, so its pure-Python fallback (if "
+                    "any) runs; the build log above says why (often a missing header: a "
+                    "system development package)"
+                )
+                plan.warnings.append(warning)
+                self.say(f"warning: {warning}")
+        self.fields["plan"] = plan.to_dict()
+
     def _check_boot(self, image_id: str, plan: Plan) -> None:
         # The image boots as it would be run: able to write in its own folders (an app's
         # instance folder, a SQLite file); still without network, root or capabilities.
@@ -716,6 +750,21 @@ class Pipeline:
             except DockerUnavailable as exc:
                 log.warning("could not remove image %s of build %s: %s", image, self.build_id, exc)
         shutil.rmtree(self.workspace, ignore_errors=True)
+
+
+# Prints, for each module named, whether it is a compiled extension in the installed packages
+# (run with -I: the project's source in the working directory does not count).
+_EXTENSION_PROBE = """\
+import importlib.machinery, importlib.util, sys
+for name in sys.argv[1:]:
+    try:
+        spec = importlib.util.find_spec(name)
+    except Exception:
+        spec = None
+    origin = (spec.origin or "") if spec else ""
+    built = origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    print("imagebuilder-extension", name, "built" if built else "missing", origin or "-")
+"""
 
 
 def _not_collected(runner: str, exit_code: int) -> Failure:

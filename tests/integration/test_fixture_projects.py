@@ -41,6 +41,8 @@ class Case:
     warning: str | None = None
     # The test environment and requirement files the plan names, when the case is about them.
     test_sources: list[str] | None = None
+    # Extension modules and whether each was built.
+    extensions: dict[str, bool] = field(default_factory=dict)
 
 
 CASES = [
@@ -80,7 +82,7 @@ CASES = [
         runner="django",
         server=["gunicorn>=21.2"],
     ),
-    Case("c_extension", ["python"], (2, 0, 0, 0)),
+    Case("c_extension", ["python"], (2, 0, 0, 0), extensions={"fastsum._speedups": True}),
     Case("console_script", ["shout"], (2, 0, 0, 0)),
     Case(
         "monorepo",
@@ -126,6 +128,14 @@ CASES = [
         test_command="python -m django test --settings=tests.settings -v 2",
         runner="django",
     ),
+    # An optional extension that does not compile: the build goes on, and says so.
+    Case(
+        "optional_extension",
+        ["python"],
+        (2, 0, 0, 0),
+        warning="native extensions: quickcount._speedups was not built",
+        extensions={"quickcount._speedups": False},
+    ),
     # A workspace member and a path dependency: built from the source, not exported.
     Case("uv_workspace", ["python", "main.py"], (2, 0, 0, 0), dependency_source="uv.lock"),
     # hatch-vcs without .git: the version PKG-INFO records (the tests check it).
@@ -156,6 +166,9 @@ class TestFixtureProjects:
         assert plan["server_requirements"] == case.server
         if case.dependency_source is not None:
             assert plan["dependency_source"] == case.dependency_source
+        assert plan["extensions_built"] == case.extensions
+        if case.extensions:
+            assert plan["extension_modules"] == list(case.extensions)
         if case.test_sources is not None:
             assert plan["test_sources"] == case.test_sources
         if case.warning is not None:
