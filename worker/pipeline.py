@@ -54,7 +54,7 @@ from core.settings import MiB, Settings
 from core.sources import source_path
 from core.status import BuildStatus, Failure, Phase
 from core.supply_chain_policy import final_base_image
-from core.test_output import unittest_counts
+from core.test_output import pytest_counts, unittest_counts
 from core.transitions import enter_phase, transition
 from core.workspace import ProjectRootMissing, project_root
 from worker.bases import available_python_versions
@@ -495,8 +495,10 @@ class Pipeline:
             self.watchdog,
         )
         counts = parse_junit(outcome.report) if outcome.report else None
+        if counts is None and outcome.report:
+            self.say("tests: the JUnit report cannot be read; counts from the runner's summary")
         if counts is None:
-            counts = unittest_counts(list(output))
+            counts = unittest_counts(list(output)) or pytest_counts(list(output))
         tests: dict[str, Any] = {
             "command": command,
             "runner": runner,
