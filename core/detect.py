@@ -55,6 +55,7 @@ from core.test_sources import (
     find_requirement_file,
     find_test_sources,
     is_code_tool,
+    is_not_for_tests,
 )
 
 TEST_EXTRAS = ("test", "tests", "testing", "dev")
@@ -586,7 +587,7 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
             )
     groups = pyproject.get("dependency-groups", {})
     # The groups the test environment installs when it names them; else the conventional ones.
-    test_groups = sources.groups or list(TEST_EXTRAS)
+    test_groups = sources.groups or _default_groups(info, plan) or list(TEST_EXTRAS)
     for group in sources.groups:
         if not (isinstance(groups, dict) and group in groups):
             plan.warnings.append(
@@ -730,6 +731,24 @@ def _declarations_text(root: Path) -> str:
         if path.is_file() and path.stat().st_size < 1_000_000:
             texts.append(path.read_text(encoding="utf-8", errors="replace"))
     return "\n".join(texts)
+
+
+def _default_groups(info: _Project, plan: Plan) -> list[str]:
+    """uv's `default-groups` ("all" or a list): the groups `uv sync` installs, so the ones the
+    tests run with; groups for docs, linting or typing are skipped, said so."""
+    uv = info.tool.get("uv", {})
+    value = uv.get("default-groups") if isinstance(uv, dict) else None
+    groups = info.pyproject.get("dependency-groups", {})
+    if value is None or not isinstance(groups, dict):
+        return []
+    names = list(groups) if value == "all" else _strings(value)
+    skipped = [name for name in names if is_not_for_tests(name)]
+    if skipped:
+        plan.reasons.append(
+            f"test dependencies: groups {', '.join(skipped)} of [tool.uv] default-groups "
+            "skipped (docs, linting or typing: the tests do not need them)"
+        )
+    return [name for name in names if name not in skipped]
 
 
 def _extra(extras: dict[str, Any], name: str, own_name: str | None) -> list[str]:

@@ -173,6 +173,12 @@ def is_code_tool(name: str | None) -> bool:
     )
 
 
+def is_not_for_tests(name: str) -> bool:
+    """A tox environment, nox session or dependency group named for something else than the
+    tests: "docs", "lint", "typing", "py311-mypy"."""
+    return bool(set(re.split(r"[-_]", name.lower())) & _NOT_TESTS)
+
+
 def with_suffixes(stem: str) -> list[str]:
     return [stem + suffix for suffix in REQUIREMENT_SUFFIXES]
 

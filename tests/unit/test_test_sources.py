@@ -315,3 +315,25 @@ class TestUvLocalPackages:
 
         assert plan.local_packages == []
         assert any("'../lib', which is not in the upload" in w for w in plan.warnings)
+
+
+class TestDefaultGroups:
+    def test_all_means_every_group_but_docs_and_linters(self, tmp_path: Path) -> None:
+        pyproject = (
+            '[project]\nname = "x"\nversion = "1"\n\n[dependency-groups]\n'
+            'unit = ["pytest"]\nextra-tests = ["freezegun"]\ndocs = ["sphinx-build-x"]\n'
+            'lint = ["pylint-x"]\n\n[tool.uv]\ndefault-groups = "all"\n'
+        )
+        plan = plan_for(tmp_path, {"pyproject.toml": pyproject, "tests/test_a.py": ""})
+
+        assert plan.test_requirements == ["pytest", "freezegun"]
+        assert has_reason(plan, "groups docs, lint of [tool.uv] default-groups skipped")
+
+    def test_a_list_names_the_groups(self, tmp_path: Path) -> None:
+        pyproject = (
+            '[project]\nname = "x"\nversion = "1"\n\n[dependency-groups]\n'
+            'ci = ["pytest"]\ndev = ["ipython-x"]\n\n[tool.uv]\ndefault-groups = ["ci"]\n'
+        )
+        plan = plan_for(tmp_path, {"pyproject.toml": pyproject, "tests/test_a.py": ""})
+
+        assert plan.test_requirements == ["pytest"]
