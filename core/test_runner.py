@@ -71,7 +71,11 @@ def automation_command(root: Path, commands: list[str]) -> tuple[str, str] | Non
 def with_environment(command: str, setenv: dict[str, str]) -> str:
     """`command` preceded by the test environment's variables (tox `setenv`)."""
     assignments = [
-        f"{name}={shlex.quote(value)}"
+        # The service passes its own pytest options (the JUnit report) in PYTEST_ADDOPTS:
+        # the environment's are added to them, not put in their place.
+        f'{name}="${{{name}:-}} "{shlex.quote(value)}'
+        if name == "PYTEST_ADDOPTS"
+        else f"{name}={shlex.quote(value)}"
         for name, value in sorted(setenv.items())
         if _ENV_NAME.match(name)
     ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from core.pytest_config import PluginNeeds, plugin_needs, read_pytest_config
-from core.test_runner import automation_command, runner_of
+from core.test_runner import automation_command, runner_of, with_environment
 from tests.unit.test_detect import has_reason, plan_for
 
 
@@ -124,3 +125,23 @@ class TestPlans:
         assert plan.test_command == "PYTHONPATH=./src python -m unittest discover -v -s tests"
         assert plan.test_runner == "unittest"
         assert "pytest" not in plan.test_requirements
+
+
+class TestEnvironment:
+    def test_pytest_addopts_extends_the_services_own(self) -> None:
+        command = with_environment("python -m pytest", {"PYTEST_ADDOPTS": "-n 2", "X": "a b"})
+
+        assert command == "PYTEST_ADDOPTS=\"${PYTEST_ADDOPTS:-} \"'-n 2' X='a b' python -m pytest"
+        run = subprocess.run(
+            # The child process sees the variables, as pytest would.
+            [
+                "sh",
+                "-c",
+                command.replace("python -m pytest", "sh -c 'echo \"$PYTEST_ADDOPTS|$X\"'"),
+            ],
+            env={"PYTEST_ADDOPTS": "--junitxml=r.xml", "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert run.stdout.strip() == "--junitxml=r.xml -n 2|a b"
