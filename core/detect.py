@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,35 +35,40 @@ from core.manifests import (
     ManifestError,
     SetupCall,
     SetupCfg,
-    TestHints,
     pipfile_dependencies,
     pipfile_hash,
     pipfile_lock_requirements,
     poetry_constraint,
     poetry_dependencies,
     read_json,
-    read_noxfile,
     read_setup_cfg,
     read_setup_py,
-    read_tox_ini,
 )
+from core.pytest_config import plugin_needs, read_pytest_config
 from core.pyversion import NoPythonVersion, Statement, choose, file_pins, pin_of
 from core.requirements import RequirementsError, read_requirements
+from core.scm_version import scm_version
 from core.start_command import infer_start
+from core.test_runner import automation_command, runner_of, with_environment
+from core.test_sources import (
+    TestSources,
+    find_requirement_file,
+    find_test_sources,
+    is_code_tool,
+    is_not_for_tests,
+)
 
 TEST_EXTRAS = ("test", "tests", "testing", "dev")
-TEST_REQUIREMENT_FILES = (
-    "requirements-test.txt",
-    "requirements-tests.txt",
-    "requirements-testing.txt",
-    "requirements-dev.txt",
-    "test-requirements.txt",
-    "dev-requirements.txt",
-    "requirements/test.txt",
-    "requirements/tests.txt",
-    "requirements/dev.txt",
+# Runtime requirement files, each with any suffix (.txt, none, .pip, .in; a .txt first).
+RUNTIME_REQUIREMENT_STEMS = (
+    "requirements",
+    "requirements/base",
+    "requirements/main",
+    "requirements/prod",
+    "requirements/production",
+    "requirements/runtime",
+    "requirements/install",
 )
-RUNTIME_REQUIREMENT_FILES = ("requirements.txt", "requirements/base.txt", "requirements/prod.txt")
 # Servers the inferred start command may need, added when the project does not depend on them.
 SERVER_REQUIREMENTS = {"gunicorn": "gunicorn>=21.2", "uvicorn": "uvicorn>=0.20"}
 # Build backends that compute the version from the VCS: .git must stay in the build context.
@@ -87,6 +93,8 @@ class Plan:
     dependencies_from_source: bool = False
     dockerfile: str | None = None
     test_command: str | None = None
+    # "pytest", "unittest", "django" or "custom": how test_command runs the tests.
+    test_runner: str | None = None
     start_command: list[str] | None = None
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -97,6 +105,9 @@ class Plan:
     # `lock_files` only (the dependency layer's key).
     lock_tool: str | None = None
     lock_files: list[str] = field(default_factory=list)
+    # Packages of the lock that live in the project (workspace members, path dependencies):
+    # left out of the export, built from `local_packages`.
+    lock_local_packages: list[str] = field(default_factory=list)
     # Pinned, hashed lines from a lockfile converted here (Pipfile.lock), installed first.
     locked_requirements: list[str] = field(default_factory=list)
     locked_test_requirements: list[str] = field(default_factory=list)
@@ -109,11 +120,23 @@ class Plan:
     server_requirements: list[str] = field(default_factory=list)
     # "web" (serves HTTP on `port`), "cli" (boot-checked with --help), "none".
     start_kind: str | None = None
+    # The project declares its start command (Procfile, scripts): failing to boot fails the
+    # build. A guessed one that fails to boot is a warning.
+    start_declared: bool = False
     port: int | None = None
     # Patterns of the .dockerignore generated for the build; None when the project has its own.
     dockerignore: list[str] | None = None
     # Findings of the Dockerfile linter on the project's own Dockerfile.
     dockerfile_findings: list[dict[str, Any]] = field(default_factory=list)
+    # What the test requirements came from: the test environment ("tox.ini [testenv]") and the
+    # requirement files read.
+    test_sources: list[str] = field(default_factory=list)
+    # Environment of the wheel build (the version of a VCS-versioned project without .git).
+    build_environment: dict[str, str] = field(default_factory=dict)
+    # Extension modules the build files declare, and whether each was built (checked in the
+    # image after the build: an optional extension may fall back to pure Python silently).
+    extension_modules: list[str] = field(default_factory=list)
+    extensions_built: dict[str, bool] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,6 +194,9 @@ def detect(
         plan.dockerfile = "Dockerfile"
         plan.reasons.append("dockerfile: the project's own Dockerfile")
     _dependencies(info, plan)
+    if plan.install_project:
+        _scm_version(info, plan)
+        _extension_modules(info, plan)
     _tests(info, plan, test_command)
     _start(info, plan)
     plan.dockerignore = _dockerignore(info, plan)
@@ -280,9 +306,7 @@ def _dependencies(info: _Project, plan: Plan) -> None:
         plan.reasons.append("dependencies: Pipfile [packages] (no Pipfile.lock: resolved now)")
         if converted.local:
             plan.dependencies_from_source = True
-    runtime_file = next(
-        (name for name in RUNTIME_REQUIREMENT_FILES if (root / name).is_file()), None
-    )
+    runtime_file = find_requirement_file(root, RUNTIME_REQUIREMENT_STEMS)
     if runtime_file is not None:
         requirements = _read_requirements(root, runtime_file)
         plan.requirements += requirements.lines
@@ -361,6 +385,32 @@ def _dependencies(info: _Project, plan: Plan) -> None:
         plan.reasons.append("dependencies: none declared")
 
 
+def _extension_modules(info: _Project, plan: Plan) -> None:
+    names = list(info.setup_py.extension_modules) if info.setup_py is not None else []
+    setuptools = info.tool.get("setuptools", {})
+    declared = setuptools.get("ext-modules", []) if isinstance(setuptools, dict) else []
+    for item in declared if isinstance(declared, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            names.append(item["name"])
+    plan.extension_modules = _dedupe(names)
+    if plan.extension_modules:
+        plan.reasons.append(
+            f"native: extension modules {', '.join(plan.extension_modules)} (each is checked "
+            "in the image: an optional one may fall back to pure Python)"
+        )
+
+
+def _scm_version(info: _Project, plan: Plan) -> None:
+    setup_py = info.root / "setup.py"
+    setup_text = (
+        setup_py.read_text(encoding="utf-8", errors="replace") if setup_py.is_file() else ""
+    )
+    version = scm_version(info.root, info.pyproject, setup_text)
+    plan.build_environment = version.environment
+    plan.reasons += version.reasons
+    plan.warnings += version.warnings
+
+
 def _is_package(info: _Project) -> bool:
     """Whether the project builds as a wheel (and is then installed into the image)."""
     tool_uv = info.tool.get("uv", {})
@@ -411,14 +461,16 @@ def _locked_dependencies(info: _Project, plan: Plan) -> bool:
     plan.dependency_source = preferred
     if ignored:
         plan.reasons.append(f"dependencies: {', '.join(ignored)} ignored ({preferred} is used)")
-    for name in RUNTIME_REQUIREMENT_FILES:
-        if (root / name).is_file():
-            plan.reasons.append(f"dependencies: {name} ignored ({preferred} is used)")
+    runtime_file = find_requirement_file(root, RUNTIME_REQUIREMENT_STEMS)
+    if runtime_file is not None:
+        plan.reasons.append(f"dependencies: {runtime_file} ignored ({preferred} is used)")
     if preferred == "Pipfile.lock":
         _pipfile_lock(info, plan)
         return True
     tool = {"uv.lock": "uv", "poetry.lock": "poetry", "pdm.lock": "pdm"}[preferred]
     plan.lock_tool = tool
+    if tool == "uv":
+        _uv_local_packages(info, plan)
     plan.lock_files = ["pyproject.toml", preferred]
     command = {
         "uv": "uv export --frozen",
@@ -430,6 +482,37 @@ def _locked_dependencies(info: _Project, plan: Plan) -> bool:
         "keyed only by pyproject.toml and the lock)"
     )
     return True
+
+
+def _uv_local_packages(info: _Project, plan: Plan) -> None:
+    """Workspace members and path dependencies of a uv.lock: the export leaves them out (their
+    source is not in the dependency layer) and they are built as wheels with the source."""
+    lock = _load_toml(info.root / "uv.lock")
+    packages = lock.get("package", [])
+    root = info.root.resolve()
+    for package in packages if isinstance(packages, list) else []:
+        source = package.get("source", {}) if isinstance(package, dict) else {}
+        kind = next((k for k in ("editable", "directory", "path") if k in source), None)
+        name = package.get("name")
+        if kind is None or not isinstance(name, str) or not isinstance(source[kind], str):
+            continue
+        relative = source[kind]
+        target = (root / relative).resolve()
+        if target == root:
+            continue
+        if root not in target.parents or not target.exists():
+            plan.warnings.append(
+                f"uv.lock: {name} comes from {relative!r}, which is not in the upload; "
+                "include it in the zip"
+            )
+            continue
+        plan.lock_local_packages.append(name)
+        plan.local_packages.append(target.relative_to(root).as_posix())
+        what = "workspace member" if kind == "editable" else "path dependency"
+        plan.reasons.append(
+            f"dependencies: {name} ({what} {relative}) built as a wheel with the source, "
+            "not exported from uv.lock"
+        )
 
 
 def _pipfile_lock(info: _Project, plan: Plan) -> None:
@@ -480,6 +563,10 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
     # the evidence for "does it use pytest".
     declared: list[str] = []
     locked = plan.lock_tool is not None
+    sources = find_test_sources(root, python=plan.python_version)
+    plan.warnings += sources.warnings
+    # The extras its test environment installs, then the conventional names.
+    test_extras = _dedupe([*sources.extras, *TEST_EXTRAS])
 
     def add(requirements: list[str], reason: str, *, from_lock: bool = False) -> None:
         kept = _without_self(requirements, own_name)
@@ -489,17 +576,25 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
         plan.reasons.append(f"test dependencies: {reason}")
 
     extras = project.get("optional-dependencies", {})
-    for extra in TEST_EXTRAS:
+    for extra in test_extras:
         if isinstance(extras, dict) and extra in extras:
             if locked:
                 plan.test_extras.append(extra)
             add(
-                _strings(extras[extra]),
+                _extra(extras, extra, own_name),
                 f"[project.optional-dependencies] {extra}",
                 from_lock=locked,
             )
     groups = pyproject.get("dependency-groups", {})
-    for group in TEST_EXTRAS:
+    # The groups the test environment installs when it names them; else the conventional ones.
+    test_groups = sources.groups or _default_groups(info, plan) or list(TEST_EXTRAS)
+    for group in sources.groups:
+        if not (isinstance(groups, dict) and group in groups):
+            plan.warnings.append(
+                f"dependency group {group!r} ({sources.automation} installs it) is not in "
+                "[dependency-groups]"
+            )
+    for group in test_groups:
         if isinstance(groups, dict) and group in groups:
             if locked:
                 plan.test_groups.append(group)
@@ -513,49 +608,198 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
         if converted.requirements:
             add(converted.requirements, "Pipfile [dev-packages]")
     if info.setup_cfg is not None:
-        for extra in TEST_EXTRAS:
+        for extra in test_extras:
             if extra in info.setup_cfg.extras_require:
                 add(info.setup_cfg.extras_require[extra], f"setup.cfg extras_require {extra}")
     if info.setup_py is not None and info.setup_py.extras_require:
-        for extra in TEST_EXTRAS:
+        for extra in test_extras:
             if extra in info.setup_py.extras_require:
                 add(info.setup_py.extras_require[extra], f"setup.py extras_require {extra}")
-    for name in TEST_REQUIREMENT_FILES:
-        if (root / name).is_file():
-            requirements = _read_requirements(root, name)
-            plan.test_requirements += requirements.lines
-            declared.extend(requirements.lines)
-            plan.reasons.append(f"test dependencies: {name}")
-    hints = _test_hints(root)
-    if hints is not None and hints.requirements and not declared:
-        add(hints.requirements, f"{hints.source} deps")
-    plan.test_requirements = _dedupe(plan.test_requirements)
+    _missing_extras(info, sources, plan)
+    plan.reasons += sources.reasons
+    if sources.requirements:
+        kept = _without_self(sources.requirements, own_name)
+        declared.extend(kept)
+        plan.test_requirements.extend(kept)
+    plan.constraints = _dedupe(plan.constraints + sources.constraints)
+    plan.test_requirements = [
+        line for line in _dedupe(plan.test_requirements) if line not in plan.requirements
+    ]
+    tools = [line for line in plan.test_requirements if is_code_tool(_name_of(line))]
+    if tools:
+        plan.test_requirements = [line for line in plan.test_requirements if line not in tools]
+        names = ", ".join(_dedupe([_name_of(line) or line for line in tools]))
+        plan.reasons.append(
+            f"test dependencies: {names} left out (linters, formatters, type checkers, docs or "
+            "release tools: the tests do not run them)"
+        )
+    plan.test_sources = [*sources.files]
+    if sources.automation is not None:
+        plan.test_sources.insert(0, sources.automation)
 
     if test_command is not None:
         plan.test_command = test_command
+        plan.test_runner = runner_of(test_command)
         plan.reasons.append(f"tests: {test_command!r} (option test_command)")
-    else:
-        evidence = _test_evidence(root, pyproject, info.setup_cfg, hints)
-        if evidence is None:
-            plan.reasons.append(
-                "tests: none found (no tests/ folder, test_*.py file or pytest configuration)"
-            )
-            return
-        unittest_only = (
-            None
-            if "pytest" in evidence  # pytest configuration
-            else _unittest_command(root, declared + plan.requirements, hints)
+        if plan.test_runner == "pytest" and not _mentions(declared, "pytest"):
+            plan.test_requirements.append("pytest")
+        return
+    command = _test_command(info, plan, declared, sources)
+    if command is None:
+        return
+    plan.test_runner = runner_of(command)
+    if plan.test_runner == "pytest":
+        if not _mentions(declared, "pytest"):
+            plan.test_requirements.append("pytest")
+            if declared:
+                plan.reasons.append("test dependencies: pytest added (the test command needs it)")
+        command = _pytest_plugins(info, plan, declared, command)
+    plan.test_command = with_environment(command, sources.setenv)
+    if sources.setenv:
+        plan.reasons.append(
+            f"tests: run with {', '.join(sorted(sources.setenv))} set as {sources.automation} "
+            "sets them"
         )
-        if unittest_only is not None:
-            plan.test_command, why = unittest_only
-            plan.reasons.append(f"tests: {plan.test_command} because {why}")
-            return
-        plan.test_command = "python -m pytest"
-        plan.reasons.append(f"tests: python -m pytest because {evidence}")
-    if "pytest" in plan.test_command and not _mentions(declared, "pytest"):
-        plan.test_requirements.append("pytest")
-        if declared:
-            plan.reasons.append("test dependencies: pytest added (the test command needs it)")
+
+
+def _test_command(
+    info: _Project, plan: Plan, declared: list[str], sources: TestSources
+) -> str | None:
+    """The command that runs the tests, its reason recorded; None when there are none."""
+    root = info.root
+    automated = automation_command(root, sources.commands) if sources.automation else None
+    if automated is not None:
+        command, why = automated
+        plan.reasons.append(f"tests: {command} ({sources.automation}: {why})")
+        return command
+    evidence = _test_evidence(root, info.pyproject, info.setup_cfg, sources)
+    if evidence is None:
+        plan.reasons.append(
+            "tests: none found (no tests/ folder, test_*.py file or pytest configuration)"
+        )
+        return None
+    unittest_only = (
+        None
+        if "pytest" in evidence  # pytest configuration
+        else _unittest_command(root, declared + plan.requirements, sources)
+    )
+    if unittest_only is not None:
+        command, why = unittest_only
+        plan.reasons.append(f"tests: {command} because {why}")
+        return command
+    plan.reasons.append(f"tests: python -m pytest because {evidence}")
+    return "python -m pytest"
+
+
+def _pytest_plugins(info: _Project, plan: Plan, declared: list[str], command: str) -> str:
+    """Install the plugins the pytest configuration needs when the project declares them;
+    otherwise take their options out of addopts. Returns the command to run."""
+    config = read_pytest_config(info.root)
+    installed = {
+        name
+        for name in (
+            _name_of(line) for line in [*declared, *plan.requirements, *plan.test_requirements]
+        )
+        if name is not None
+    }
+    needs = plugin_needs(info.root, config, installed, _declarations_text(info.root))
+    for requirement, why in needs.install.items():
+        plan.test_requirements.append(requirement)
+        plan.reasons.append(f"test dependencies: {requirement} added ({why})")
+    if needs.addopts is None:
+        return command
+    for plugin, options in needs.removed.items():
+        plan.reasons.append(
+            f"tests: {' '.join(options)} taken out of {config.source} addopts ({plugin} is not "
+            f"declared anywhere in the project; add it to the test requirements to keep them)"
+        )
+    return f"{command} -o {shlex.quote('addopts=' + shlex.join(needs.addopts))}"
+
+
+def _declarations_text(root: Path) -> str:
+    """Every file where a project may name a dependency, as one text to search."""
+    paths = [
+        root / name
+        for name in ("pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "noxfile.py", "Pipfile")
+    ]
+    for pattern in ("requirements*", "*requirements*", "requirements/*", "tests/requirements*"):
+        paths += sorted(root.glob(pattern))
+    for pattern in (".github/workflows/*.yml", ".github/workflows/*.yaml", ".gitlab-ci.yml"):
+        paths += sorted(root.glob(pattern))
+    texts = []
+    for path in dict.fromkeys(paths):
+        if path.is_file() and path.stat().st_size < 1_000_000:
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    return "\n".join(texts)
+
+
+def _default_groups(info: _Project, plan: Plan) -> list[str]:
+    """uv's `default-groups` ("all" or a list): the groups `uv sync` installs, so the ones the
+    tests run with; groups for docs, linting or typing are skipped, said so."""
+    uv = info.tool.get("uv", {})
+    value = uv.get("default-groups") if isinstance(uv, dict) else None
+    groups = info.pyproject.get("dependency-groups", {})
+    if value is None or not isinstance(groups, dict):
+        return []
+    names = list(groups) if value == "all" else _strings(value)
+    skipped = [name for name in names if is_not_for_tests(name)]
+    if skipped:
+        plan.reasons.append(
+            f"test dependencies: groups {', '.join(skipped)} of [tool.uv] default-groups "
+            "skipped (docs, linting or typing: the tests do not need them)"
+        )
+    return [name for name in names if name not in skipped]
+
+
+def _extra(extras: dict[str, Any], name: str, own_name: str | None) -> list[str]:
+    """An extra's requirements, with `own[other]` (this project's other extras) followed."""
+    result: list[str] = []
+    pending, seen = [name], set()
+    while pending:
+        current = pending.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        for requirement in _strings(extras.get(current, [])):
+            try:
+                parsed = Requirement(requirement)
+            except InvalidRequirement:
+                result.append(requirement)
+                continue
+            if own_name is not None and canonicalize_name(parsed.name) == own_name:
+                pending += sorted(parsed.extras)
+            else:
+                result.append(requirement)
+    return result
+
+
+def _missing_extras(info: _Project, sources: TestSources, plan: Plan) -> None:
+    """Extras the test environment names that the project does not define: say so."""
+    known: set[str] = set()
+    extras = info.project.get("optional-dependencies", {})
+    if isinstance(extras, dict):
+        known |= set(extras)
+    if info.setup_cfg is not None:
+        known |= set(info.setup_cfg.extras_require)
+    if info.setup_py is not None and info.setup_py.extras_require:
+        known |= set(info.setup_py.extras_require)
+    poetry_extras = info.poetry.get("extras", {})
+    if isinstance(poetry_extras, dict):
+        known |= set(poetry_extras)
+    computed = info.setup_py is not None and "extras_require" in info.setup_py.dynamic
+    for extra in sources.extras:
+        if extra in known:
+            continue
+        if computed or "optional-dependencies" in info.project.get("dynamic", []):
+            plan.warnings.append(
+                f"extra {extra!r} ({sources.automation} installs it) is computed by the build "
+                "and not installed for the tests: list its requirements in a requirements file "
+                "or make extras_require a literal"
+            )
+        else:
+            plan.warnings.append(
+                f"extra {extra!r} ({sources.automation} installs it) is not defined by the project"
+            )
 
 
 def _tool_test_groups(info: _Project, plan: Plan, add: Any) -> None:
@@ -616,17 +860,6 @@ def _group(groups: dict[str, Any], name: str, seen: set[str]) -> list[str]:
     return result
 
 
-def _test_hints(root: Path) -> TestHints | None:
-    try:
-        if (root / "tox.ini").is_file():
-            return read_tox_ini(root / "tox.ini")
-    except ManifestError as exc:
-        raise DetectionError(str(exc)) from exc
-    if (root / "noxfile.py").is_file():
-        return read_noxfile(root / "noxfile.py")
-    return None
-
-
 def _without_self(requirements: list[str], own_name: str | None) -> list[str]:
     # "myproject[extra]" inside myproject's own extras means "these other extras too".
     return [req for req in requirements if _name_of(req) != own_name]
@@ -648,7 +881,7 @@ def _dedupe(items: list[str]) -> list[str]:
 
 
 def _test_evidence(
-    root: Path, pyproject: dict[str, Any], setup_cfg: SetupCfg | None, hints: TestHints | None
+    root: Path, pyproject: dict[str, Any], setup_cfg: SetupCfg | None, sources: TestSources
 ) -> str | None:
     if "pytest" in pyproject.get("tool", {}):
         return "pyproject.toml has [tool.pytest.ini_options]"
@@ -656,7 +889,7 @@ def _test_evidence(
         return "pytest.ini exists"
     if setup_cfg is not None and setup_cfg.pytest_configured:
         return "setup.cfg has [tool:pytest]"
-    if hints is not None and hints.pytest_configured:
+    if sources.pytest_configured:
         return "tox.ini has [pytest]"
     for name in ("tests", "test"):
         if (root / name).is_dir() and any(_python_files(root / name)):
@@ -672,7 +905,7 @@ def _test_evidence(
 
 
 def _unittest_command(
-    root: Path, declared: list[str], hints: TestHints | None
+    root: Path, declared: list[str], sources: TestSources
 ) -> tuple[str, str] | None:
     """`python -m unittest discover ...` when the tests are unittest-only and nothing mentions
     pytest anywhere; None otherwise (pytest runs unittest tests too, with a JUnit report).
@@ -681,9 +914,7 @@ def _unittest_command(
     `import pytest` in a test file, or a tox/nox command that runs it."""
     if any((_name_of(req) or "").startswith("pytest") for req in declared):
         return None
-    if hints is not None and (
-        hints.pytest_configured or any("pytest" in command for command in hints.commands)
-    ):
+    if sources.pytest_configured or any("pytest" in command for command in sources.commands):
         return None
     if any(
         (root / name).is_file() for name in ("pytest.ini", "conftest.py")
@@ -701,6 +932,16 @@ def _unittest_command(
                 "it is a Django project (manage.py) whose tests do not use pytest",
             )
         return None
+    settings = _django_test_settings(root)
+    if settings is not None:
+        module, settings_file = settings
+        tests = [p for p in _python_files(root) if p.name.startswith("test")]
+        if not any("pytest" in _imported_modules(p) for p in tests):
+            return (
+                f"python -m django test --settings={module} -v 2",
+                f"it is a reusable Django app: {settings_file} is its test settings module "
+                "(it sets INSTALLED_APPS) and its tests do not use pytest",
+            )
     start = next((name for name in ("tests", "test") if (root / name).is_dir()), None)
     top = root / start if start else root
     files = [path for path in _python_files(top) if _UNITTEST_FILE.match(path.name)]
@@ -724,6 +965,36 @@ def _unittest_command(
     else:
         command = f"python -m unittest discover -v -s {start}"
     return command, f"the tests in {where} use unittest only and nothing mentions pytest"
+
+
+def _django_test_settings(root: Path) -> tuple[str, str] | None:
+    """("tests.settings", "tests/settings.py"): a settings module of a Django app's tests, found
+    by what it does (a module-level INSTALLED_APPS) in the test folders or at the root."""
+    for folder in ("tests", "test", "testapp", "."):
+        top = root / folder
+        if not top.is_dir():
+            continue
+        candidates = top.glob("*.py") if folder == "." else _python_files(top)
+        for path in sorted(candidates):
+            if "settings" not in path.stem:
+                continue
+            if _assigns(path, "INSTALLED_APPS"):
+                relative = path.relative_to(root)
+                module = ".".join(relative.with_suffix("").parts)
+                return module, relative.as_posix()
+    return None
+
+
+def _assigns(path: Path, name: str) -> bool:
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (SyntaxError, ValueError):
+        return False
+    return any(
+        isinstance(node, ast.Assign)
+        and any(isinstance(target, ast.Name) and target.id == name for target in node.targets)
+        for node in tree.body
+    )
 
 
 def _is_django(root: Path) -> bool:
@@ -772,6 +1043,7 @@ def _start(info: _Project, plan: Plan) -> None:
     )
     plan.start_command = start.command
     plan.start_kind = start.kind
+    plan.start_declared = start.declared
     plan.port = start.port
     plan.reasons.append(start.reason)
     plan.reasons += start.notes

@@ -217,9 +217,11 @@ def _export(plan: Plan, output: str, *, test: bool) -> str | None:
         selection = "".join(f" --group {g}" for g in groups) + "".join(
             f" --extra {e}" for e in extras
         )
+        # Path dependencies are built from the source with the project, not installed here.
+        local = "".join(f" --no-emit-package {name}" for name in plan.lock_local_packages)
         return (
             "uv export --frozen --no-emit-project --no-emit-workspace --no-default-groups"
-            f" --no-header --format requirements-txt{selection if test else ''} -o {output}"
+            f"{local} --no-header --format requirements-txt{selection if test else ''} -o {output}"
         )
     if plan.lock_tool == "poetry":
         selection = "".join(f" --with {g}" for g in groups) + "".join(
@@ -276,6 +278,14 @@ def _wheel_stage(plan: Plan) -> list[str]:
         "# Stage wheel: the project built as a wheel; the code that is installed must compile.",
         "FROM tools AS wheel",
         "WORKDIR /src",
+    ]
+    if plan.build_environment:
+        # The version of a VCS-versioned project uploaded without its .git.
+        lines.append(
+            "ENV "
+            + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(plan.build_environment.items()))
+        )
+    lines += [
         "COPY . .",
         f"RUN rm -rf {GENERATED_DIR} && mkdir -p /wheels /meta",
     ]

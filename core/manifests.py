@@ -3,7 +3,7 @@
 setup.py is read with `ast` (keyword arguments of the `setup()` call whose values are literals, or
 names bound to literals at module level); setup.cfg with configparser; Poetry's and Pipenv's
 dependency tables are translated to PEP 508 lines; Pipfile.lock is turned into pinned, hashed
-requirement lines exactly as `pipenv requirements` does; tox.ini and noxfile.py give test hints.
+requirement lines exactly as `pipenv requirements` does (tox and nox: `core/test_sources.py`).
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ class SetupCall:
     python_requires: str | None = None
     console_scripts: dict[str, str] = field(default_factory=dict)
     has_ext_modules: bool = False
+    # Dotted names of the extension modules it declares (Extension("pkg._speedups", ...)).
+    extension_modules: list[str] = field(default_factory=list)
     # Keywords present but computed (not literals): their values are known only by running it.
     dynamic: list[str] = field(default_factory=list)
 
@@ -88,7 +90,7 @@ def read_setup_py(path: Path) -> SetupCall | None:
     )
     if call is None:
         return None
-    result = SetupCall(line=call.lineno)
+    result = SetupCall(line=call.lineno, extension_modules=_extension_names(tree, path.parent))
     for keyword in call.keywords:
         if keyword.arg is None:
             result.dynamic.append("**kwargs")
@@ -99,6 +101,38 @@ def read_setup_py(path: Path) -> SetupCall | None:
             continue
         _apply_setup_keyword(result, keyword.arg, value)
     return result
+
+
+def _extension_names(tree: ast.Module, root: Path) -> list[str]:
+    """Names of `Extension(...)` calls anywhere in setup.py, and of the .pyx files a
+    `cythonize("pattern")` call names."""
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        called = _call_name(node.func)
+        if called in ("Extension", "Pybind11Extension", "RustExtension"):
+            first = node.args[0] if node.args else None
+            keyword = next((k.value for k in node.keywords if k.arg == "name"), None)
+            value = first if first is not None else keyword
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                names.append(value.value)
+        elif called == "cythonize":
+            for arg in node.args:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    names += _pyx_modules(root, arg.value)
+    return list(dict.fromkeys(names))
+
+
+def _pyx_modules(root: Path, pattern: str) -> list[str]:
+    if pattern.startswith("/") or ".." in pattern:
+        return []
+    modules = []
+    for path in sorted(root.glob(pattern))[:100]:
+        if path.suffix == ".pyx":
+            parts = path.relative_to(root).with_suffix("").parts
+            modules.append(".".join(parts[1:] if parts[0] == "src" else parts))
+    return modules
 
 
 def _apply_setup_keyword(result: SetupCall, name: str, value: Any) -> None:
@@ -458,53 +492,3 @@ def pipfile_hash(pipfile: dict[str, Any]) -> str:
             data[category] = values
     content = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
-
-
-# --- tox and nox --------------------------------------------------------------------------------
-
-
-@dataclass
-class TestHints:
-    requirements: list[str] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
-    pytest_configured: bool = False
-    source: str | None = None
-
-
-def read_tox_ini(path: Path) -> TestHints:
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    try:
-        parser.read_string(path.read_text(encoding="utf-8", errors="replace"), source=path.name)
-    except configparser.Error as exc:
-        raise ManifestError(f"{path.name} is not a valid INI file: {exc}") from exc
-    hints = TestHints(source="tox.ini", pytest_configured=parser.has_section("pytest"))
-    if parser.has_option("testenv", "deps"):
-        for line in parser.get("testenv", "deps").splitlines():
-            line = line.strip()
-            if not line or line.startswith(("#", "-", ".")) or "{" in line:
-                continue
-            hints.requirements.append(line)
-    if parser.has_option("testenv", "commands"):
-        hints.commands = [
-            line.strip() for line in parser.get("testenv", "commands").splitlines() if line.strip()
-        ]
-    return hints
-
-
-def read_noxfile(path: Path) -> TestHints:
-    """`session.install("pytest", ...)` string arguments and `session.run(...)` commands."""
-    hints = TestHints(source="noxfile.py")
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
-    except (SyntaxError, ValueError):
-        return hints
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-            continue
-        args = [arg.value for arg in node.args if isinstance(arg, ast.Constant)]
-        strings = [arg for arg in args if isinstance(arg, str)]
-        if node.func.attr == "install":
-            hints.requirements += [s for s in strings if not s.startswith(("-", "."))]
-        elif node.func.attr == "run" and strings:
-            hints.commands.append(" ".join(strings))
-    return hints

@@ -69,9 +69,16 @@ def pin_of(text: str) -> str | None:
 
 
 def allows(specifier: SpecifierSet, version: str) -> bool:
-    """Whether some release of `version` ("3.11") satisfies `specifier`."""
+    """Whether some release of `version` ("3.11") satisfies `specifier` (`>=3.11.4,<3.11.9`
+    allows 3.11: some of its patch releases)."""
     return any(
-        specifier.contains(Version(f"{version}.{patch}"), prereleases=True) for patch in (0, 99)
+        specifier.contains(Version(f"{version}.{patch}"), prereleases=True) for patch in range(100)
+    )
+
+
+def allows_every_patch(specifier: SpecifierSet, version: str) -> bool:
+    return all(
+        specifier.contains(Version(f"{version}.{patch}"), prereleases=True) for patch in range(100)
     )
 
 
@@ -93,15 +100,37 @@ def choose(
                 f"{statement.source} {statement.value!r} is not a valid specifier; ignored"
             )
 
-    def excluded_by(version: str) -> list[Statement]:
-        return [statement for statement, spec in specs if not allows(spec, version)]
-
     distinct_pins = {pin.value for pin in pins}
     if len(distinct_pins) > 1:
         warnings.append(
             "conflicting Python versions: "
             + ", ".join(f"{pin.source} says {pin.value}" for pin in pins)
         )
+
+    def patch_warnings(version: str) -> list[str]:
+        return [
+            f"{statement.source} {statement.value!r} allows only some {version}.x releases; the "
+            f"base image's {version} release is used (the install fails if it is not one of them)"
+            for statement, spec in specs
+            if allows(spec, version) and not allows_every_patch(spec, version)
+        ]
+
+    choice = _choose(pins, specs, warnings, available, default, requested)
+    choice.warnings += patch_warnings(choice.version)
+    return choice
+
+
+def _choose(
+    pins: Sequence[Statement],
+    specs: list[tuple[Statement, SpecifierSet]],
+    warnings: list[str],
+    available: Sequence[str],
+    default: str,
+    requested: str | None,
+) -> Choice:
+    def excluded_by(version: str) -> list[Statement]:
+        return [statement for statement, spec in specs if not allows(spec, version)]
+
     if requested is not None:
         for statement in excluded_by(requested):
             warnings.append(

@@ -6,12 +6,17 @@ lines that point at the project itself (`.`, `-e .`) are taken out and installed
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 _INCLUDE = ("-r", "--requirement")
 _CONSTRAINT = ("-c", "--constraint")
 _EDITABLE = ("-e", "--editable")
+# pip expands ${VAR} (this form only) from the environment; the build has none of the user's.
+_VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)\}")
+# As pip: a comment starts at "#" at the start of a line or after whitespace (a space or a tab).
+_COMMENT = re.compile(r"(^|\s)#.*$")
 
 
 class RequirementsError(ValueError):
@@ -45,8 +50,7 @@ def _logical_lines(text: str) -> list[str]:
             continue
         line = pending + line
         pending = ""
-        if " #" in line or line.lstrip().startswith("#"):
-            line = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
+        line = _COMMENT.sub("", line)
         if line.strip():
             lines.append(line.strip())
     if pending.strip():
@@ -74,6 +78,13 @@ def _read(
     for line in _logical_lines(path.read_text(encoding="utf-8", errors="replace")):
         option, argument = _split_option(line)
         if option in _INCLUDE or option in _CONSTRAINT:
+            variables = _VARIABLE.findall(argument)
+            if variables:
+                raise RequirementsError(
+                    f"{path.relative_to(root)}: {line!r} names the environment variable "
+                    f"{', '.join(variables)}, which is not set in the build; write the path "
+                    "itself (relative to the file)"
+                )
             nested = _inside(root, path.parent / argument)
             _read(root, nested, result, seen=seen, constraint=constraint or option in _CONSTRAINT)
             continue

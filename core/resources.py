@@ -37,6 +37,8 @@ class ImageOut(BaseModel):
 
 class TestsOut(BaseModel):
     command: str
+    # pytest, unittest, django or custom; null on builds recorded before it existed.
+    runner: str | None = None
     exit_code: int
     passed: int
     failed: int

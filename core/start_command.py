@@ -65,6 +65,9 @@ class StartPlan:
     server: str | None = None  # "gunicorn" or "uvicorn" when the command needs it
     port: int | None = None
     notes: list[str] = field(default_factory=list)
+    # The project says how it starts (Procfile, console scripts); False when guessed from the
+    # code, whose failure to boot is then a warning (a library is not a site).
+    declared: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ def infer_start(
             f"start: {line!r} because Procfile:{number} declares the web process",
             server=server,
             port=PORT,
+            declared=True,
         )
     django = _django(root)
     if django is not None:
@@ -121,7 +125,11 @@ def infer_start(
         name = next(iter(scripts))
         if installed:
             return StartPlan(
-                [name], "cli", f"start: {name} because {scripts_source} defines it", notes=notes
+                [name],
+                "cli",
+                f"start: {name} because {scripts_source} defines it",
+                notes=notes,
+                declared=True,
             )
         notes.append(f"start: script {name} ignored: the project is not installed as a package")
     package = _main_package(root)

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 
 from core.junit import TestCounts
 
+# pytest's last line: "==== 1 failed, 1376 passed, 9 skipped, 1 xfailed in 232.15s (0:03:52) ===="
+_PYTEST_SUMMARY = re.compile(r"^=+ (?P<parts>.+?) in [\d.]+s(?: \([\d:]+\))? =+$")
+_PYTEST_PART = re.compile(r"^(\d+) (\w+)$")
 _RAN = re.compile(r"^Ran (\d+) tests? in [\d.]+s$")
 _RESULT = re.compile(r"^(OK|FAILED)(?: \((.*)\))?$")
 
@@ -45,5 +48,28 @@ def unittest_counts(lines: Sequence[str]) -> TestCounts | None:
             failed=failed,
             errors=errors,
             skipped=skipped,
+        )
+    return None
+
+
+def pytest_counts(lines: Sequence[str]) -> TestCounts | None:
+    """Counts from pytest's final summary line in `lines` (when its JUnit report is unreadable),
+    or None without one. xfailed counts as skipped, xpassed as passed, as in the JUnit report."""
+    for line in reversed(lines):
+        summary = _PYTEST_SUMMARY.match(line.strip())
+        if summary is None:
+            continue
+        found: dict[str, int] = {}
+        for part in summary.group("parts").split(","):
+            match = _PYTEST_PART.match(part.strip())
+            if match is not None:
+                found[match.group(2)] = int(match.group(1))
+        if not found and "no tests ran" not in summary.group("parts"):
+            continue
+        return TestCounts(
+            passed=found.get("passed", 0) + found.get("xpassed", 0),
+            failed=found.get("failed", 0),
+            errors=found.get("error", 0) + found.get("errors", 0),
+            skipped=found.get("skipped", 0) + found.get("xfailed", 0),
         )
     return None

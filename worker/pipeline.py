@@ -66,7 +66,7 @@ from core.settings import MiB, Settings
 from core.sources import source_path
 from core.status import BuildStatus, Failure, Phase
 from core.supply_chain_policy import final_base_image
-from core.test_output import unittest_counts
+from core.test_output import pytest_counts, unittest_counts
 from core.transitions import enter_phase, transition
 from core.workspace import ProjectRootMissing, project_root
 from worker.bases import available_python_versions
@@ -306,7 +306,7 @@ class Pipeline:
                 test_image = self._build(root, dockerfile, test_target, options, generated)
                 self._images_to_remove.append(test_image)
             self.watchdog.limit(self.settings.test_timeout_seconds)
-            self._test(test_image, plan.test_command)
+            self._test(test_image, plan.test_command, plan.test_runner or "custom")
         elif options.run_tests and self.settings.require_tests:
             raise ProjectFault(
                 Failure("no_tests_found", "No tests were found, and tests are required.")
@@ -321,6 +321,8 @@ class Pipeline:
         self._phase(Phase.SCANNING)
         self.watchdog.limit(self.settings.test_timeout_seconds)
         self._check_native_libraries(image_id)
+        if generated and plan.extension_modules:
+            self._check_extensions(image_id, plan)
         if generated:
             self._check_boot(image_id, plan)
         else:
@@ -522,9 +524,9 @@ class Pipeline:
             self._users[image_id] = user
         return self._users[image_id]
 
-    def _test(self, image_id: str, command: str) -> None:
+    def _test(self, image_id: str, command: str, runner: str) -> None:
         user = self._user(image_id)
-        self.say(f"tests: {command} (no network, user {user}, read-only root)")
+        self.say(f"tests: {command} (runner {runner}; no network, user {user}, read-only root)")
         output: collections.deque[str] = collections.deque(maxlen=50)
 
         def test_line(line: str) -> bool:
@@ -546,9 +548,15 @@ class Pipeline:
             self.watchdog,
         )
         counts = parse_junit(outcome.report) if outcome.report else None
+        if counts is None and outcome.report:
+            self.say("tests: the JUnit report cannot be read; counts from the runner's summary")
         if counts is None:
-            counts = unittest_counts(list(output))
-        tests: dict[str, Any] = {"command": command, "exit_code": outcome.exit_code}
+            counts = unittest_counts(list(output)) or pytest_counts(list(output))
+        tests: dict[str, Any] = {
+            "command": command,
+            "runner": runner,
+            "exit_code": outcome.exit_code,
+        }
         tests |= {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
         if counts is not None:
             tests |= {
@@ -591,12 +599,17 @@ class Pipeline:
                 )
             self.say("tests: none collected; not required")
             return
-        message = (
-            summarize(counts)
-            if counts is not None and counts.total
-            else f"the test command exited with {outcome.exit_code}"
-        )
-        raise ProjectFault(Failure("tests_failed", f"Tests failed: {message}"))
+        if counts is not None and counts.total:
+            raise ProjectFault(Failure("tests_failed", f"Tests failed: {summarize(counts)}"))
+        if runner == "custom" and counts is None:
+            # A runner of its own may print no counts: its exit code is its verdict.
+            raise ProjectFault(
+                Failure(
+                    "tests_failed",
+                    f"Tests failed: the test command exited with {outcome.exit_code}",
+                )
+            )
+        raise ProjectFault(_not_collected(runner, outcome.exit_code))
 
     def _limits_hit(self, outcome: TestOutcome) -> list[str]:
         """What the sandbox refused the tests, as phrases ("hit the limit of 256 processes")."""
@@ -656,6 +669,38 @@ class Pipeline:
             )
         )
 
+    def _check_extensions(self, image_id: str, plan: Plan) -> None:
+        """Whether each declared extension module is in the installed package: optional ones
+        (speedups) fall back to pure Python silently when they fail to compile."""
+        outcome = self.docker.run_command(
+            self._check(
+                image_id,
+                ["python", "-I", "-c", _EXTENSION_PROBE, *plan.extension_modules],
+                role="extensions",
+            ),
+            lambda line: None,
+            self.watchdog,
+        )
+        for line in outcome.output:
+            marker, _, rest = line.strip().partition(" ")
+            if marker != "imagebuilder-extension":
+                continue
+            name, state, origin = [*rest.split(" ", 2), "", ""][:3]
+            if name not in plan.extension_modules:
+                continue
+            plan.extensions_built[name] = state == "built"
+            if state == "built":
+                self.say(f"native extensions: {name} built ({origin})")
+            else:
+                warning = (
+                    f"native extensions: {name} was not built, so its pure-Python fallback (if "
+                    "any) runs; the build log above says why (often a missing header: a "
+                    "system development package)"
+                )
+                plan.warnings.append(warning)
+                self.say(f"warning: {warning}")
+        self.fields["plan"] = plan.to_dict()
+
     def _check_boot(self, image_id: str, plan: Plan) -> None:
         # The image boots as it would be run: able to write in its own folders (an app's
         # instance folder, a SQLite file); still without network, root or capabilities.
@@ -692,21 +737,31 @@ class Pipeline:
             if plan.start_kind == "cli":
                 self.say(f"boot check: still running after {BOOT_SECONDS * 2} s; it started")
                 return
-            raise ProjectFault(
-                Failure("boot_failed", f"The app did not answer in time: {what}.")
-            ) from stop
+            self._boot_failed(plan, f"The app did not answer in time: {what}.")
+            return
         if outcome.exit_code == 0:
             self.say("boot check: passed")
             return
         last = next((line for line in reversed(output) if line.strip()), "")
-        raise ProjectFault(
-            Failure(
-                "boot_failed",
-                f"The image does not start: {what}, but it exited with {outcome.exit_code}"
-                + (f": {last.strip()}" if last else "")
-                + ("" if not outcome.oom_killed else " (out of memory)"),
-            )
+        self._boot_failed(
+            plan,
+            f"The image does not start: {what}, but it exited with {outcome.exit_code}"
+            + (f": {last.strip()}" if last else "")
+            + ("" if not outcome.oom_killed else " (out of memory)"),
         )
+
+    def _boot_failed(self, plan: Plan, message: str) -> None:
+        """A start command the project declares must start; a guessed one (a library has no
+        site to serve) that does not is a warning in the plan and the log."""
+        if plan.start_declared:
+            raise ProjectFault(Failure("boot_failed", message))
+        warning = (
+            f"boot check: {message} The start command was guessed, so the build goes on; "
+            "declare one (a Procfile web line or a console script) to have it checked"
+        )
+        plan.warnings.append(warning)
+        self.fields["plan"] = plan.to_dict()
+        self.say(f"warning: {warning}")
 
     def _boot_line(self, output: list[str]) -> Callable[[str], None]:
         def write(line: str) -> None:
@@ -763,6 +818,37 @@ class Pipeline:
             except DockerUnavailable as exc:
                 log.warning("could not remove image %s of build %s: %s", image, self.build_id, exc)
         shutil.rmtree(self.workspace, ignore_errors=True)
+
+
+# Prints, for each module named, whether it is a compiled extension in the installed packages
+# (run with -I: the project's source in the working directory does not count).
+_EXTENSION_PROBE = """\
+import importlib.machinery, importlib.util, sys
+for name in sys.argv[1:]:
+    try:
+        spec = importlib.util.find_spec(name)
+    except Exception:
+        spec = None
+    origin = (spec.origin or "") if spec else ""
+    built = origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    print("imagebuilder-extension", name, "built" if built else "missing", origin or "-")
+"""
+
+
+def _not_collected(runner: str, exit_code: int) -> Failure:
+    """The test command failed before any test ran: collection or usage, not a test's verdict."""
+    hint = {
+        "pytest": "an import error of a test module (a test requirement missing), a conftest "
+        "that fails, or an option of a plugin that is not installed",
+        "django": "the settings module not found or a missing test requirement",
+        "unittest": "an import error of a test module (a test requirement missing)",
+    }.get(runner, "the runner itself failing")
+    return Failure(
+        "tests_not_collected",
+        f"The test command ({runner}) exited with {exit_code} before any test ran: usually "
+        f"{hint} (see the test log). Name the test requirements in requirements-test.txt (or "
+        "a test extra, group or tox environment), or give the option test_command.",
+    )
 
 
 def finish(engine: Engine, build_id: str, result: Result) -> bool:

@@ -34,11 +34,16 @@ class Case:
     # passed, failed, errors, skipped
     counts: tuple[int, int, int, int]
     test_command: str = PYTEST
+    runner: str = "pytest"
     python: str = "3.11"
     options: dict[str, Any] = field(default_factory=dict)
     dependency_source: str | None = None
     server: list[str] = field(default_factory=list)
     warning: str | None = None
+    # The test environment and requirement files the plan names, when the case is about them.
+    test_sources: list[str] | None = None
+    # Extension modules and whether each was built.
+    extensions: dict[str, bool] = field(default_factory=dict)
 
 
 CASES = [
@@ -60,6 +65,7 @@ CASES = [
         ["python"],
         (2, 0, 0, 1),
         test_command="python -m unittest discover -v -s tests -t .",
+        runner="unittest",
         dependency_source="setup.py",
     ),
     Case("fastapi_app", [*UVICORN, "main:app"], (3, 0, 0, 0), server=["uvicorn>=0.20"]),
@@ -74,9 +80,10 @@ CASES = [
         [*GUNICORN, "mysite.wsgi:application"],
         (2, 0, 0, 0),
         test_command="python manage.py test -v 2",
+        runner="django",
         server=["gunicorn>=21.2"],
     ),
-    Case("c_extension", ["python"], (2, 0, 0, 0)),
+    Case("c_extension", ["python"], (2, 0, 0, 0), extensions={"fastsum._speedups": True}),
     Case("console_script", ["shout"], (2, 0, 0, 0)),
     Case(
         "monorepo",
@@ -90,6 +97,50 @@ CASES = [
         (1, 0, 0, 0),
         warning="conflict: .python-version says 3.13 but requires-python '>=3.9,<3.13'",
     ),
+    Case(
+        "tox_requirements",
+        ["python"],
+        (2, 0, 0, 0),
+        test_sources=["tox.ini env py311", "requirements/tests"],
+        warning="tox.ini [testenv] deps: '{env:EXTRA_TEST_DEP}' left out",
+    ),
+    # pytest-timeout is declared only by the CI workflow (installed); pytest-cov nowhere (its
+    # options are taken out). The doctest of slug.py is the third test.
+    Case(
+        "pytest_addopts",
+        ["python"],
+        (3, 0, 0, 0),
+        test_command="python -m pytest -o 'addopts=-ra --timeout 60 --doctest-modules'",
+    ),
+    # tox runs the project's own script; load_tests adds a doctest only unittest collects.
+    Case(
+        "tox_runtests",
+        ["python"],
+        (3, 0, 0, 0),
+        test_command="python runtests.py",
+        runner="custom",
+        test_sources=["tox.ini env py311"],
+    ),
+    # No manage.py: its tests run with Django's runner and the settings module they carry.
+    Case(
+        "django_reusable_app",
+        ["python"],
+        (2, 0, 0, 0),
+        test_command="python -m django test --settings=tests.settings -v 2",
+        runner="django",
+    ),
+    # An optional extension that does not compile: the build goes on, and says so.
+    Case(
+        "optional_extension",
+        ["python"],
+        (2, 0, 0, 0),
+        warning="native extensions: quickcount._speedups was not built",
+        extensions={"quickcount._speedups": False},
+    ),
+    # A workspace member and a path dependency: built from the source, not exported.
+    Case("uv_workspace", ["python", "main.py"], (2, 0, 0, 0), dependency_source="uv.lock"),
+    # hatch-vcs without .git: the version PKG-INFO records (the tests check it).
+    Case("scm_version", ["python"], (2, 0, 0, 0)),
 ]
 
 
@@ -116,10 +167,16 @@ class TestFixtureProjects:
         assert plan["server_requirements"] == case.server
         if case.dependency_source is not None:
             assert plan["dependency_source"] == case.dependency_source
+        assert plan["extensions_built"] == case.extensions
+        if case.extensions:
+            assert plan["extension_modules"] == list(case.extensions)
+        if case.test_sources is not None:
+            assert plan["test_sources"] == case.test_sources
         if case.warning is not None:
             assert any(case.warning in warning for warning in plan["warnings"]), plan["warnings"]
             assert f"warning: {case.warning}" in outcome.log
         assert build.tests is not None
+        assert plan["test_runner"] == build.tests["runner"] == case.runner
         counts = (
             build.tests["passed"],
             build.tests["failed"],
@@ -157,15 +214,36 @@ class TestProjectFaultsAfterTheTests:
         assert outcome.build.tests is not None  # the tests ran and passed first
         assert outcome.build.image_id is None
 
-    def test_program_that_cannot_start_is_boot_failed(self, builder: Builder) -> None:
-        outcome = builder.run(builder.submit("boot_crash"))
+    def test_declared_start_that_cannot_start_is_boot_failed(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("boot_crash_procfile"))
 
         assert outcome.build.status is BuildStatus.FAILED, outcome.log
         assert outcome.build.error_code == "boot_failed"
         message = outcome.build.error_message or ""
-        assert "python main.py --help must exit 0" in message
-        assert "the settings file settings.ini is missing" in message
+        assert "exec python main.py must answer HTTP on port 8000" in message
         assert "the settings file settings.ini is missing" in outcome.log
+
+    def test_suite_that_stops_before_any_test_says_what_to_add(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("pytest_usage_error"))
+
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "tests_not_collected"
+        message = outcome.build.error_message or ""
+        assert message.startswith("The test command (pytest) exited with 4 before any test ran")
+        assert "give the option test_command" in message
+        assert outcome.build.tests is not None
+        assert outcome.build.tests["runner"] == "pytest"
+
+    def test_guessed_start_that_cannot_start_is_a_warning(self, builder: Builder) -> None:
+        outcome = builder.run(builder.submit("boot_crash"))
+
+        assert outcome.build.status is BuildStatus.SUCCEEDED, outcome.log
+        plan = outcome.build.plan or {}
+        assert plan["start_declared"] is False
+        warning = next(w for w in plan["warnings"] if w.startswith("boot check:"))
+        assert "python main.py --help must exit 0" in warning
+        assert "the settings file settings.ini is missing" in warning
+        assert f"warning: {warning}" in outcome.log
 
 
 class TestOwnDockerfile:

@@ -40,6 +40,7 @@ class TestSuccessfulBuild:
         assert build.error_code is None
         assert build.tests == {
             "command": "python -m pytest",
+            "runner": "pytest",
             "exit_code": 0,
             "passed": 4,
             "failed": 0,

@@ -134,7 +134,8 @@ class TestDependencies:
         plan = plan_for(tmp_path, {"pyproject.toml": pyproject, "tests/test_x.py": ""})
 
         assert plan.requirements == ["httpx"]
-        assert plan.test_requirements == ["pytest>=8", "respx", "ruff"]
+        assert plan.test_requirements == ["pytest>=8", "respx"]
+        assert has_reason(plan, "ruff left out")
         assert has_reason(plan, "[dependency-groups] test")
         assert has_reason(plan, "[dependency-groups] dev")
 
@@ -229,7 +230,8 @@ class TestTestDependencies:
         )
 
         assert plan.requirements == ["flask"]
-        assert plan.test_requirements == ["flask", "pytest==8.2.0", "freezegun"]
+        # flask, included from requirements.txt, is installed as a runtime dependency already.
+        assert plan.test_requirements == ["pytest==8.2.0", "freezegun"]
         assert has_reason(plan, "test dependencies: requirements-dev.txt")
 
     def test_adds_pytest_when_missing_and_the_command_uses_it(self, tmp_path: Path) -> None:
@@ -266,7 +268,9 @@ class TestTestDependencies:
         )
         plan = plan_for(tmp_path, {"pyproject.toml": pyproject, "tests/test_a.py": ""})
 
+        # my-proj[lint] means the lint extra too: ruff, a linter the tests do not run.
         assert plan.test_requirements == ["pytest", "coverage", "myproj-helpers"]
+        assert has_reason(plan, "test dependencies: ruff left out (linters")
 
 
 class TestTests:

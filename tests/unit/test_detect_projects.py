@@ -11,7 +11,6 @@ from core.manifests import (
     pipfile_lock_requirements,
     poetry_constraint,
     poetry_dependencies,
-    read_noxfile,
     read_setup_cfg,
     read_setup_py,
 )
@@ -268,18 +267,19 @@ class TestManifests:
             "as it is: run `pipenv lock`"
         ]
 
-    def test_noxfile_hints(self, tmp_path: Path) -> None:
-        path = tmp_path / "noxfile.py"
-        path.write_text(
-            "import nox\n@nox.session\ndef tests(session):\n"
-            "    session.install('pytest', 'hypothesis', '-e', '.')\n"
-            "    session.run('pytest', '-q')\n"
+    def test_noxfile_test_session(self, tmp_path: Path) -> None:
+        plan = plan_for(
+            tmp_path,
+            {
+                "noxfile.py": "import nox\n@nox.session\ndef tests(session):\n"
+                "    session.install('pytest', 'hypothesis', '-e', '.')\n"
+                "    session.run('pytest', '-q')\n",
+                "tests/test_a.py": "",
+            },
         )
 
-        hints = read_noxfile(path)
-
-        assert hints.requirements == ["pytest", "hypothesis"]
-        assert hints.commands == ["pytest -q"]
+        assert plan.test_requirements == ["pytest", "hypothesis"]
+        assert plan.test_sources == ["noxfile.py session 'tests'"]
 
 
 class TestDependencySources:
@@ -350,11 +350,13 @@ class TestDependencySources:
     def test_pep_735_include_group(self, tmp_path: Path) -> None:
         pyproject = (
             '[project]\nname = "app"\nversion = "1"\n\n[dependency-groups]\n'
-            'lint = ["ruff"]\ntest = ["pytest", {include-group = "lint"}]\n'
+            'lint = ["ruff"]\nextra = ["freezegun"]\n'
+            'test = ["pytest", {include-group = "lint"}, {include-group = "extra"}]\n'
         )
         plan = plan_for(tmp_path, {"pyproject.toml": pyproject, "tests/test_a.py": ""})
 
-        assert plan.test_requirements == ["pytest", "ruff"]
+        assert plan.test_requirements == ["pytest", "freezegun"]
+        assert has_reason(plan, "ruff left out (linters")
 
     def test_tox_deps_are_test_dependencies_when_nothing_else_says(self, tmp_path: Path) -> None:
         plan = plan_for(
@@ -367,8 +369,9 @@ class TestDependencySources:
             },
         )
 
+        # flask, from the included requirements.txt, is a runtime dependency already.
         assert plan.test_requirements == ["pytest", "mock"]
-        assert has_reason(plan, "test dependencies: tox.ini deps")
+        assert has_reason(plan, "test dependencies: tox.ini [testenv] (runs the tests")
 
 
 class TestTestRunner:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.junit import TestCounts
-from core.test_output import unittest_counts
+from core.test_output import pytest_counts, unittest_counts
 
 
 class TestUnittestCounts:
@@ -34,3 +34,17 @@ class TestUnittestCounts:
     def test_no_summary(self) -> None:
         assert unittest_counts(["collected 0 items"]) is None
         assert unittest_counts(["Ran 2 tests in 0.1s", "", "something else"]) is None
+
+
+class TestPytestSummary:
+    def test_counts_from_the_last_summary_line(self) -> None:
+        lines = [
+            "tests/test_a.py ..F",
+            "== 1 failed, 1376 passed, 8 skipped, 1 xfailed, 3 warnings in 232.15s (0:03:52) ==",
+        ]
+
+        assert pytest_counts(lines) == TestCounts(passed=1376, failed=1, errors=0, skipped=9)
+
+    def test_errors_and_no_summary(self) -> None:
+        assert pytest_counts(["===== 2 errors in 0.12s ====="]) == TestCounts(0, 0, 2, 0)
+        assert pytest_counts(["Ran 3 tests in 0.1s", "OK"]) is None

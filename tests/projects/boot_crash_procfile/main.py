@@ -1,0 +1,6 @@
+import sys
+
+from settings import load
+
+if __name__ == "__main__":
+    sys.exit(load())

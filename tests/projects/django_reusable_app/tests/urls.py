@@ -1,0 +1,5 @@
+from django.urls import path
+
+from greetings.views import hello
+
+urlpatterns = [path("hello/<str:name>/", hello)]

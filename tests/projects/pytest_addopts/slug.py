@@ -1,0 +1,11 @@
+"""Make URL slugs.
+
+>>> slugify("Hello, World!")
+'hello-world'
+"""
+
+import re
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -1,0 +1,5 @@
+"""Count words in text."""
+
+
+def count(text: str) -> int:
+    return len(text.split())
