@@ -171,8 +171,15 @@ class CommandOutcome:
     output: list[str]
 
 
+class CutLine(str):
+    """A piece of a line longer than MAX_PARTIAL_LINE: its line goes on in the next piece."""
+
+    __slots__ = ()
+
+
 class LineSplitter:
-    """Turns a byte stream into text lines: invalid UTF-8 replaced, partial lines kept for later."""
+    """Turns a byte stream into text lines: invalid UTF-8 replaced, partial lines kept for later;
+    a line too long to hold comes out in pieces (`CutLine`, all but its last)."""
 
     def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -182,7 +189,7 @@ class LineSplitter:
         self._buffer += self._decoder.decode(data)
         *lines, self._buffer = self._buffer.split("\n")
         while len(self._buffer) > MAX_PARTIAL_LINE:
-            lines.append(self._buffer[:MAX_PARTIAL_LINE])
+            lines.append(CutLine(self._buffer[:MAX_PARTIAL_LINE]))
             self._buffer = self._buffer[MAX_PARTIAL_LINE:]
         return lines
 
@@ -530,7 +537,7 @@ class DockerEngine:
         return TestOutcome(
             exit_code=int(state.get("ExitCode", -1)),
             oom_killed=bool(state.get("OOMKilled")),
-            report="\n".join(output.report) if output.in_report else None,
+            report=output.report_text if output.in_report else None,
             pids_limit_hit=output.limits.get("pids_refused", "0") not in ("", "0"),
             tmp_full=output.limits.get("tmp_full") == "1",
             output_bytes=output.total_bytes,
@@ -671,11 +678,18 @@ class OutputRouter:
             self.in_wrapper = True
             self._wrapper_line(line[at + len(self._marker or "") :].strip())
         elif self.in_report:
-            self._report_size += len(line) + 1
+            # pytest writes its JUnit report on one line: pieces of a cut line are joined again.
+            piece = line if isinstance(line, CutLine) else line + "\n"
+            self._report_size += len(piece)
             if self._report_size <= MAX_REPORT_BYTES:
-                self.report.append(line)
+                self.report.append(piece)
         elif not self.in_wrapper:
             self._forward(line)
+
+    @property
+    def report_text(self) -> str:
+        """The JUnit report as the wrapper printed it (without the newline it adds)."""
+        return "".join(self.report).removesuffix("\n")
 
     def _forward(self, line: str) -> None:
         if self._forwarding and self._on_line(line) is False:

@@ -28,6 +28,17 @@ def route(chunks: list[bytes], sink: Sink) -> OutputRouter:
 
 
 class TestOutputRouter:
+    def test_a_report_on_one_line_longer_than_a_partial_line_comes_back_whole(self) -> None:
+        # pytest writes its JUnit XML on one line; a big suite's is megabytes long.
+        cases = "".join(f'<testcase name="t{n}" classname="m"/>' for n in range(20_000))
+        report = f'<testsuites><testsuite tests="20000">{cases}</testsuite></testsuites>'
+        assert len(report) > 3 * MAX_PARTIAL_LINE
+        tail = f"{MARKER} report\n{report}\n\n".encode()
+
+        router = route([b"log line\n", tail[:1000], tail[1000:]], Sink())
+
+        assert router.report_text == report + "\n"
+
     def test_lines_go_to_the_sink_and_the_wrapper_tail_does_not(self) -> None:
         sink = Sink()
 
@@ -36,7 +47,7 @@ class TestOutputRouter:
         assert sink.lines == ["one", "two"]
         assert router.limits == {"pids_refused": "3", "tmp_full": "0"}
         assert router.in_report
-        assert router.report == ["<testsuites/>", ""]
+        assert router.report_text == "<testsuites/>\n"
 
     def test_output_without_a_final_newline_keeps_its_last_line(self) -> None:
         sink = Sink()
@@ -55,7 +66,7 @@ class TestOutputRouter:
 
         assert sink.lines == ["y", "y"]
         assert router.limits["pids_refused"] == "3"
-        assert router.report == ["<testsuites/>", ""]
+        assert router.report_text == "<testsuites/>\n"
         assert router.total_bytes >= 2 * len(flood)
 
     def test_the_marker_in_the_same_chunk_as_the_line_that_filled_the_sink(self) -> None:
