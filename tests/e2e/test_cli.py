@@ -95,10 +95,12 @@ def remove_image(service: Service, reference: str) -> None:
 class TestSubmit:
     def test_a_passing_project_streams_its_log_and_exits_0(self, service: Service) -> None:
         tag = "imagebuilder-e2e/cli:1"
+        # The admin's image, in the admin's namespace on the daemon.
+        owned = f"{service.settings.image_namespace}/admin/{tag}"
         try:
             result = imagebuilder(service, "submit", str(PROJECTS / "passing"), "--tag", tag)
         finally:
-            remove_image(service, tag)
+            remove_image(service, owned)
 
         assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{service.logs()}"
         first, *rest = result.stdout.splitlines()
@@ -106,9 +108,9 @@ class TestSubmit:
         assert first == f"Build {build_id} queued: {service.url}/builds/{build_id}"
         log = "\n".join(rest)
         assert "4 passed, 1 skipped" in log  # the live log
-        assert f"[imagebuilder] image {tag}" in log
+        assert f"[imagebuilder] image {owned}" in log
         assert f"Build {build_id} succeeded" in log  # the summary
-        assert f"Image     {tag}  sha256:" in log
+        assert f"Image     {owned}  sha256:" in log
         assert "Tests     4 passed · 0 failed · 0 errors · 1 skipped" in log
         assert "Phases    preparing" in log
         assert "Packed 3 files" in result.stderr
@@ -150,7 +152,7 @@ class TestSubmit:
             followed = imagebuilder(service, "logs", build["id"], "--follow")
             assert followed.returncode == 0, f"{followed.stdout}\n{followed.stderr}"
         finally:
-            remove_image(service, tag)
+            remove_image(service, f"{service.settings.image_namespace}/admin/{tag}")
 
 
 class TestManagingABuild:
