@@ -69,7 +69,7 @@ class TestDockerDaemonLost:
             build_id = helper.submit("sleepy_tests")
             runner = threading.Thread(target=helper.run, args=(build_id,))
             runner.start()
-            wait_until(lambda: "(no network" in helper.outcome(build_id).log)
+            wait_until(lambda: "no network, user" in helper.outcome(build_id).log)
             time.sleep(1)
             proxy.cut()  # the daemon "restarts": every connection drops, nothing answers
             runner.join(timeout=60)
@@ -125,7 +125,7 @@ class TestDatabaseLost:
             build_id = helper.submit("sleepy_tests")
             runner = threading.Thread(target=helper.run, args=(build_id,))
             runner.start()
-            wait_until(lambda: "(no network" in helper.outcome(build_id).log)
+            wait_until(lambda: "no network, user" in helper.outcome(build_id).log)
             proxy.cut()
             time.sleep(6)  # the tests finish while the database is away
             proxy.restore()
