@@ -80,33 +80,14 @@ class OwnedTag:
         return cls(owner, repository, version)
 
     def local(self, namespace: str) -> str:
-        """The reference on the build daemon."""
-        return self._below(namespace)
-
-    def remote(self, registry_url: str) -> str:
-        """The reference in the registry (`registry_url` is host[:port][/path])."""
-        return self._below(registry_url)
-
-    def _below(self, prefix: str) -> str:
-        reference = f"{prefix}/{owner_component(self.owner)}/{self.repository}:{self.version}"
+        """The reference on the build daemon (`push_target` maps it into the registry)."""
+        reference = f"{namespace}/{owner_component(self.owner)}/{self.repository}:{self.version}"
         if len(reference) > MAX_REFERENCE_LENGTH:
             raise TagNotAllowed(
                 f"The tag is too long: in your namespace it becomes {len(reference)} "
                 f"characters, over Docker's {MAX_REFERENCE_LENGTH}."
             )
         return reference
-
-
-def owned_tag_of(reference: str, namespace: str, owner: str) -> OwnedTag | None:
-    """The owner's tag that a local reference stands for; None when it is not in the owner's
-    namespace (a build recorded before namespaces existed, or another owner's)."""
-    prefix = f"{namespace}/{owner_component(owner)}/"
-    if not reference.startswith(prefix):
-        return None
-    repository, _, version = reference.removeprefix(prefix).rpartition(":")
-    if not repository or "/" in version:
-        return None
-    return OwnedTag(owner, repository, version)
 
 
 def push_target(registry_url: str, namespace: str, local: str) -> str:
