@@ -112,7 +112,7 @@ async def _submit(
         fields = fields_hook(upload.fields) if fields_hook else upload.fields
         parsed = parse_options(options | fields)
         if parsed.tag is not None:
-            check_user_tag(parsed.tag)
+            check_user_tag(parsed.tag, owner=caller.owner, namespace=settings.image_namespace)
         source = await run_in_threadpool(accept_source, upload.file, upload.filename, settings)
     except ImageBuilderError:
         partial.unlink(missing_ok=True)

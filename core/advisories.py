@@ -489,29 +489,34 @@ def database_status(session: Session) -> DatabaseStatus:
 def find_vulnerabilities(session: Session, packages: Iterable[tuple[str, str]]) -> list[Finding]:
     """The findings for installed (name, version) pairs, one per vulnerability, worst first."""
     installed = {normalize_name(name): version for name, version in packages}
-    names = sorted(installed)
     findings: list[Finding] = []
-    for start in range(0, len(names), 500):
-        chunk = names[start : start + 500]
-        advisories = session.scalars(
-            select(Advisory).where(Advisory.ecosystem == ECOSYSTEM, Advisory.package.in_(chunk))
-        ).all()
-        for advisory in advisories:
-            version = installed[advisory.package]
-            hit, fixed = match(version, advisory.affected)
-            if hit:
-                findings.append(
-                    Finding(
-                        id=advisory.id,
-                        package=advisory.package,
-                        installed_version=version,
-                        fixed_version=fixed,
-                        severity=advisory.severity,
-                        summary=advisory.summary,
-                        aliases=list(advisory.aliases),
-                    )
+    for advisory in _advisories_of(session, ECOSYSTEM, installed):
+        version = installed[advisory.package]
+        hit, fixed = match(version, advisory.affected)
+        if hit:
+            findings.append(
+                Finding(
+                    id=advisory.id,
+                    package=advisory.package,
+                    installed_version=version,
+                    fixed_version=fixed,
+                    severity=advisory.severity,
+                    summary=advisory.summary,
+                    aliases=list(advisory.aliases),
                 )
+            )
     return merge_aliases(findings)
+
+
+def _advisories_of(session: Session, ecosystem: str, packages: Iterable[str]) -> Iterator[Advisory]:
+    """The advisories of `ecosystem` naming any of `packages`, queried 500 names at a time."""
+    names = sorted(packages)
+    for start in range(0, len(names), 500):
+        yield from session.scalars(
+            select(Advisory).where(
+                Advisory.ecosystem == ecosystem, Advisory.package.in_(names[start : start + 500])
+            )
+        ).all()
 
 
 def find_debian_vulnerabilities(
@@ -525,29 +530,23 @@ def find_debian_vulnerabilities(
     by_source: dict[str, list[tuple[str, str]]] = {}
     for name, source, version in packages:
         by_source.setdefault(source or name, []).append((name, version))
-    names = sorted(by_source)
     findings: list[Finding] = []
-    for start in range(0, len(names), 500):
-        chunk = names[start : start + 500]
-        advisories = session.scalars(
-            select(Advisory).where(Advisory.ecosystem == ecosystem, Advisory.package.in_(chunk))
-        ).all()
-        for advisory in advisories:
-            for binary, version in by_source[advisory.package]:
-                hit, fixed = match(version, advisory.affected, ecosystem)
-                if hit:
-                    findings.append(
-                        Finding(
-                            id=advisory.id,
-                            package=binary,
-                            installed_version=version,
-                            fixed_version=fixed,
-                            severity=advisory.severity,
-                            summary=advisory.summary,
-                            aliases=list(advisory.aliases),
-                            ecosystem=ecosystem,
-                        )
+    for advisory in _advisories_of(session, ecosystem, by_source):
+        for binary, version in by_source[advisory.package]:
+            hit, fixed = match(version, advisory.affected, ecosystem)
+            if hit:
+                findings.append(
+                    Finding(
+                        id=advisory.id,
+                        package=binary,
+                        installed_version=version,
+                        fixed_version=fixed,
+                        severity=advisory.severity,
+                        summary=advisory.summary,
+                        aliases=list(advisory.aliases),
+                        ecosystem=ecosystem,
                     )
+                )
     return merge_aliases(findings)
 
 

@@ -48,9 +48,15 @@ def cache_scope(owner: str) -> str:
     return f"imagebuilder-{hashlib.sha256(owner.encode()).hexdigest()[:24]}"
 
 
-def check_user_tag(tag: str) -> None:
-    """Refuse a tag that names a registry host: the service, not the tag, decides where images
-    go. (The tag's grammar is checked with the other options.)"""
+def check_user_tag(tag: str, *, owner: str, namespace: str) -> None:
+    """Refuse, before anything is stored, a tag that `create_build` would refuse: one naming a
+    registry host, or one too long once in the owner's namespace."""
+    OwnedTag.for_build(owner, tag, build_id="unused").local(namespace)
+
+
+def _refuse_registry_host(tag: str) -> None:
+    """The service, not the tag, decides where images go. (The tag's grammar is checked with
+    the other options.)"""
     parsed = parse_reference(tag)
     first, _, rest = tag.partition("/")
     if parsed is None or (rest and ("." in first or ":" in first or first == "localhost")):
@@ -73,7 +79,7 @@ class OwnedTag:
     def for_build(cls, owner: str, tag: str | None, build_id: str) -> OwnedTag:
         if tag is None:
             return cls(owner, build_id.lower(), "latest")
-        check_user_tag(tag)
+        _refuse_registry_host(tag)
         repository, _, version = tag.rpartition(":")
         if not repository or "/" in version:
             repository, version = tag, "latest"
