@@ -6,6 +6,7 @@ job would, and no config file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,22 @@ def imagebuilder(
 def as_json(result: subprocess.CompletedProcess[str]) -> Any:
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout)
+
+
+@contextlib.contextmanager
+def sigint_as_from_a_terminal() -> Iterator[None]:
+    """Children started inside get Ctrl-C's default action, as from a terminal.
+
+    A suite started in the background (`make test &`, nohup, a runner without job control)
+    inherits SIGINT ignored; a child would inherit that too, and Python, like every Unix
+    program, then leaves SIGINT ignored (a background job must not die of the terminal's
+    Ctrl-C). A handler, unlike SIG_IGN, is reset to the default action by exec.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def wait_for(
@@ -208,26 +226,31 @@ class TestManagingABuild:
         assert ended.returncode == 4, f"{ended.stdout}\n{ended.stderr}"
 
     def test_ctrl_c_detaches_and_leaves_the_build_running(self, service: Service) -> None:
-        process = subprocess.Popen(
-            [*command(), "submit", str(PROJECTS / "slow_tests")],
-            cwd=ROOT,
-            env=cli_env(service, service.token),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            first = process.stdout.readline()
-            assert first.startswith("Build b_"), first
-            build_id = first.split()[1]
-            wait_for(service, build_id, lambda b: b["phase"] == "testing", "testing")
-            process.send_signal(signal.SIGINT)
-            _, err = process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        with (
+            sigint_as_from_a_terminal(),
+            # The context closes the pipes whatever happens: a leaked pipe would otherwise turn
+            # into an "unclosed file" error in whichever later test the collector runs.
+            subprocess.Popen(
+                [*command(), "submit", str(PROJECTS / "slow_tests")],
+                cwd=ROOT,
+                env=cli_env(service, service.token),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ) as process,
+        ):
+            try:
+                assert process.stdout is not None
+                first = process.stdout.readline()
+                assert first.startswith("Build b_"), first
+                build_id = first.split()[1]
+                wait_for(service, build_id, lambda b: b["phase"] == "testing", "testing")
+                process.send_signal(signal.SIGINT)
+                _, err = process.communicate(timeout=30)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.communicate()
 
         assert process.returncode == 130, err
         assert "keeps running on the server (not cancelled)" in err

@@ -290,10 +290,10 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
         f"http:\n  addr: 127.0.0.1:{port}\n"
         f"auth:\n  htpasswd:\n    realm: imagebuilder-tests\n    path: {tmp_path / 'htpasswd'}\n"
     )
-    log = (tmp_path / "registry.log").open("wb")
-    process = subprocess.Popen(
-        [str(REGISTRY), "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
-    )
+    with (tmp_path / "registry.log").open("wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [str(REGISTRY), "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 120  # generous: CI shares two cores
         while True:
@@ -308,8 +308,11 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
         yield Registry(f"127.0.0.1:{port}", "pusher", password)
     finally:
         process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def push_settings(built: Built, registry: Registry, password: str | None = None) -> Settings:
