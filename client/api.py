@@ -71,6 +71,7 @@ class BuildRequest:
     dockerfile: str | None = None
     context_dir: str | None = None
     build_args: Mapping[str, str] = field(default_factory=dict)
+    no_cache: bool | None = None
 
     def form_fields(self) -> dict[str, str]:
         fields = {
@@ -88,6 +89,8 @@ class BuildRequest:
             fields["run_tests"] = "true" if self.run_tests else "false"
         if self.build_args:
             fields["build_args"] = json.dumps(dict(self.build_args))
+        if self.no_cache is not None:
+            fields["no_cache"] = "true" if self.no_cache else "false"
         return fields
 
 

@@ -410,6 +410,13 @@ def submit(
     dockerfile: DockerfileOption = None,
     context_dir: ContextDirOption = None,
     build_arg: BuildArgOption = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Build afresh: no earlier result with the same inputs reused, no layer cache.",
+        ),
+    ] = False,
     follow: FollowOption = True,
     no_gitignore: NoGitignoreOption = False,
     dry_run: Annotated[
@@ -428,6 +435,7 @@ def submit(
         dockerfile=dockerfile,
         context_dir=context_dir,
         build_args=_build_args(build_arg or []),
+        no_cache=True if no_cache else None,
     )
     options = PackOptions(
         context_dir=context_dir, dockerfile=dockerfile, use_gitignore=not no_gitignore

@@ -35,6 +35,7 @@ class Options(_Model):
     context_dir: str | None = None
     build_args: dict[str, str] = Field(default_factory=dict)
     callback_url: str | None = None
+    no_cache: bool = False
 
 
 class Image(_Model):
@@ -75,6 +76,48 @@ class Vulnerability(_Model):
     ecosystem: str = "PyPI"
 
 
+class PackageVersion(_Model):
+    type: str
+    name: str
+    version: str
+
+
+class PackageChange(_Model):
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    type: str
+    name: str
+    from_: str = Field(alias="from")
+    to: str
+
+
+class PackageChanges(_Model):
+    added: list[PackageVersion] = Field(default_factory=list)
+    removed: list[PackageVersion] = Field(default_factory=list)
+    changed: list[PackageChange] = Field(default_factory=list)
+
+
+class AdvisoryChange(_Model):
+    id: str
+    package: str
+    severity: str | None = None
+    installed_version: str | None = None
+
+
+class AdvisoryChanges(_Model):
+    new: list[AdvisoryChange] = Field(default_factory=list)
+    fixed: list[AdvisoryChange] = Field(default_factory=list)
+
+
+class Changes(_Model):
+    """What changed since the project's previous succeeded build."""
+
+    previous: str
+    size_bytes_delta: int | None = None
+    packages: PackageChanges | None = None
+    advisories: AdvisoryChanges | None = None
+
+
 class Build(_Model):
     """The build resource."""
 
@@ -96,6 +139,8 @@ class Build(_Model):
     base_image: str | None = None
     base_image_digest: str | None = None
     vulnerabilities: list[Vulnerability] | None = None
+    reused_from: str | None = None
+    changes: Changes | None = None
 
     @property
     def finished(self) -> bool:

@@ -196,6 +196,14 @@ def _add_outcome(grid: _Rows, build: Mapping[str, Any], *, with_duration: bool) 
     tests = _mapping(build.get("tests"))
     if tests:
         grid.add_row("Tests", _tests_line(tests))
+    if build.get("reused_from"):
+        grid.add_row(
+            "Reused",
+            Text(f"the result of {safe(build.get('reused_from'))} (same inputs; nothing rebuilt)"),
+        )
+    changes = _mapping(build.get("changes"))
+    if changes:
+        grid.add_row("Changes", changes_line(changes))
     phases = build.get("phases")
     if isinstance(phases, list):
         line = _phases_line(phases)
@@ -207,6 +215,34 @@ def _add_outcome(grid: _Rows, build: Mapping[str, Any], *, with_duration: bool) 
     error = _mapping(build.get("error"))
     if error:
         grid.add_row("Error", _error_line(error))
+
+
+def changes_line(changes: Mapping[str, Any]) -> Text:
+    """Since the previous build: size, packages added/removed/upgraded, advisories."""
+    parts = [f"since {safe(changes.get('previous'))}"]
+    delta = changes.get("size_bytes_delta")
+    if isinstance(delta, int):
+        parts.append(f"size {'+' if delta >= 0 else '-'}{format_bytes(abs(delta))}")
+    packages = _mapping(changes.get("packages"))
+    if packages:
+        counts = [
+            f"{len(packages.get(key) or [])} {key}" for key in ("added", "removed", "changed")
+        ]
+        parts.append("packages " + ", ".join(counts))
+        shown = [
+            f"{safe(item.get('name'))} {safe(item.get('from'))}→{safe(item.get('to'))}"
+            for item in (packages.get("changed") or [])[:5]
+            if isinstance(item, Mapping)
+        ]
+        if shown:
+            parts.append(", ".join(shown))
+    advisories = _mapping(changes.get("advisories"))
+    if advisories:
+        parts.append(
+            f"advisories {len(advisories.get('new') or [])} new, "
+            f"{len(advisories.get('fixed') or [])} fixed"
+        )
+    return Text("; ".join(parts))
 
 
 def details(build: Mapping[str, Any], page_url: str, api_url: str) -> RenderableType:

@@ -175,6 +175,7 @@ def list_builds(
             selectinload(Build.events),
             defer(Build.plan, raiseload=True),
             defer(Build.dockerfile, raiseload=True),
+            defer(Build.changes, raiseload=True),
         )
         .order_by(Build.id.desc())
     )

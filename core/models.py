@@ -28,6 +28,8 @@ class Build(Base):
     __table_args__ = (
         Index("ix_builds_owner_id", "owner", "id"),
         Index("ix_builds_status_updated_at", "status", "updated_at"),
+        Index("ix_builds_owner_reuse_key", "owner", "reuse_key"),
+        Index("ix_builds_owner_project", "owner", "project", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -67,6 +69,15 @@ class Build(Base):
     vulnerabilities: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     push: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     callback_url: Mapped[str | None] = mapped_column(Text)
+
+    # Reuse (core/reuse.py): the key of the build's inputs, and the earlier build whose result
+    # it took instead of building.
+    reuse_key: Mapped[str | None] = mapped_column(String(64))
+    reused_from: Mapped[str | None] = mapped_column(String(40))
+    # Which of the owner's projects this is (the tag's repository, else the project's name), and
+    # what changed since that project's previous succeeded build (core/changes.py).
+    project: Mapped[str | None] = mapped_column(String(255))
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     log_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     log_lines: Mapped[int] = mapped_column(Integer, default=0)
@@ -118,6 +129,17 @@ class Token(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReuseClaim(Base):
+    """The build that builds a reuse key now: others with the same key wait for its result."""
+
+    __tablename__ = "build_reuse_claims"
+
+    owner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    build_id: Mapped[str] = mapped_column(String(40), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class BuildArtifact(Base):

@@ -59,6 +59,10 @@ class BuildOptions(BaseModel):
         default=None,
         description="Receives the build resource, signed, when the build ends (http or https).",
     )
+    no_cache: bool = Field(
+        default=False,
+        description="Build afresh: no earlier result reused, no layer cache.",
+    )
 
     @field_validator("tag")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.models import Build, BuildEvent
 from core.status import BuildStatus, Phase
@@ -27,6 +27,7 @@ class OptionsOut(BaseModel):
     context_dir: str | None
     build_args: dict[str, str]
     callback_url: str | None = None
+    no_cache: bool = False
 
 
 class ImageOut(BaseModel):
@@ -94,6 +95,49 @@ class PushOut(BaseModel):
     duration_seconds: float | None = None
 
 
+class PackageOut(BaseModel):
+    type: str = Field(description="The package URL type: pypi or deb.")
+    name: str
+    version: str
+
+
+class PackageChangeOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: str
+    name: str
+    from_: str = Field(alias="from")
+    to: str
+
+
+class PackageChangesOut(BaseModel):
+    added: list[PackageOut]
+    removed: list[PackageOut]
+    changed: list[PackageChangeOut]
+
+
+class AdvisoryChangeOut(BaseModel):
+    id: str
+    package: str
+    severity: str | None
+    installed_version: str | None
+
+
+class AdvisoryChangesOut(BaseModel):
+    new: list[AdvisoryChangeOut]
+    fixed: list[AdvisoryChangeOut]
+
+
+class ChangesOut(BaseModel):
+    """Against the owner's previous succeeded build of the same project (the tag's repository,
+    else the project's declared name)."""
+
+    previous: str
+    size_bytes_delta: int | None
+    packages: PackageChangesOut | None = Field(description="null when either has no SBOM.")
+    advisories: AdvisoryChangesOut | None = Field(description="null when either was not scanned.")
+
+
 class BuildSummaryOut(BaseModel):
     """A build as lists show it: the build resource without its large fields (`plan`, with the
     Dockerfile lint findings), which `GET /api/v1/builds/{id}` returns. The Dockerfile itself has
@@ -123,12 +167,21 @@ class BuildSummaryOut(BaseModel):
         description="Advisories matching the image's Python packages; null until scanned."
     )
     push: PushOut | None
+    reused_from: str | None = Field(
+        default=None,
+        description="The earlier build whose result this one took instead of building.",
+    )
 
 
 class BuildOut(BuildSummaryOut):
     """The build resource (API.md)."""
 
     plan: dict[str, Any] | None = Field(description="What detection decided, with reasons.")
+    changes: ChangesOut | None = Field(
+        default=None,
+        description="What changed since the project's previous succeeded build; null for the "
+        "first.",
+    )
 
 
 class BuildPage(BaseModel):
@@ -157,7 +210,8 @@ def phases_of(events: list[BuildEvent]) -> list[PhaseOut]:
 
 def build_out(build: Build, events: list[BuildEvent] | None = None) -> BuildOut:
     summary = build_summary_out(build, events)
-    return BuildOut(**dict(summary), plan=build.plan)
+    changes = None if build.changes is None else ChangesOut.model_validate(build.changes)
+    return BuildOut(**dict(summary), plan=build.plan, changes=changes)
 
 
 def build_summary_out(build: Build, events: list[BuildEvent] | None = None) -> BuildSummaryOut:
@@ -209,4 +263,5 @@ def build_summary_out(build: Build, events: list[BuildEvent] | None = None) -> B
             else [VulnerabilityOut.model_validate(item) for item in build.vulnerabilities]
         ),
         push=PushOut.model_validate(build.push) if build.push else None,
+        reused_from=build.reused_from,
     )

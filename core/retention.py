@@ -72,5 +72,13 @@ def purge_expired(session: Session, settings: Settings) -> Purged:
             )
         ).all()
     )
-    images = [row.image_id for row in expired if row.image_id]
-    return Purged(ids, sorted(candidates - still_used), images)
+    # A build that reused another's result shares its image: kept while any such build is.
+    expired_images = {row.image_id for row in expired if row.image_id}
+    images_in_use = set(
+        session.scalars(
+            select(Build.image_id).where(
+                Build.image_id.in_(expired_images), Build.purged_at.is_(None)
+            )
+        ).all()
+    )
+    return Purged(ids, sorted(candidates - still_used), sorted(expired_images - images_in_use))

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     min_free_disk_bytes: int = 1024 * MiB
     # Terminal builds older than this lose their log, stored source and image (the row stays).
     retention_days: float = 30.0
+    # A submission whose inputs equal an earlier succeeded build's takes that result instead of
+    # building (core/reuse.py); off: every submission builds (the layer cache still applies).
+    reuse_results: bool = True
 
     # Reliability: a running build whose worker stops beating is handed back or failed.
     heartbeat_seconds: float = 5.0

@@ -72,6 +72,9 @@ def test_settings(data_dir: Path, **overrides: object) -> Settings:
         "docker_cli": os.environ.get("IMAGEBUILDER_DOCKER_CLI", "/usr/bin/docker"),
         "redis_url": os.environ.get("IMAGEBUILDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/9"),
         "bootstrap_token": ADMIN_TOKEN,
+        # Tests submit the same fixture again and again to watch it build; the tests of reuse
+        # turn it on (tests/integration/test_reuse.py).
+        "reuse_results": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -115,6 +115,8 @@ class ImageBuild:
     build_args: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, Path] = field(default_factory=dict)
+    # No layer cache (and fresh cache mounts): what `no_cache=true` asks for.
+    no_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -270,10 +272,11 @@ class DockerEngine:
         except DOCKER_ERRORS as exc:
             raise DockerUnavailable(f"cannot tag {image_id} as {reference}: {exc}") from exc
 
-    def remove_image(self, reference: str) -> None:
-        """Remove an image or tag; a missing one is fine, one still in use is left alone."""
+    def remove_image(self, reference: str, *, every_tag: bool = False) -> None:
+        """Remove an image or tag; a missing one is fine, one still in use is left alone.
+        `every_tag`: an image id goes with all its tags (builds that reused a result share it)."""
         try:
-            self._client.images.remove(reference, noprune=False)
+            self._client.images.remove(reference, force=every_tag, noprune=False)
         except docker.errors.ImageNotFound:
             return
         except docker.errors.APIError as exc:
@@ -377,6 +380,8 @@ class DockerEngine:
         command += ["-f", str(spec.dockerfile)]
         if spec.target:
             command += ["--target", spec.target]
+        if spec.no_cache:
+            command.append("--no-cache")
         for name, value in spec.build_args.items():
             command += ["--build-arg", f"{name}={value}"]
         for name, value in spec.labels.items():

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from core import tracing
 from core.archive import extract_archive
+from core.changes import changes_since_previous, project_of
 from core.db import retrying, session_scope, utcnow
 from core.detect import DetectionError, Plan, detect
 from core.diagnose import classify_build_failure
@@ -62,6 +63,7 @@ from core.models import Build
 from core.namespaces import cache_scope
 from core.options import BuildOptions
 from core.provenance import image_labels
+from core.reuse import release, tree_digest
 from core.settings import MiB, Settings
 from core.sources import source_path
 from core.status import BuildStatus, Failure, Phase
@@ -80,6 +82,7 @@ from worker.docker_engine import (
     TestOutcome,
     TestRun,
 )
+from worker.reuse import ReuseStep
 from worker.supply_chain import base_image_digest, base_image_gate, publish_image, scan_image
 
 log = logging.getLogger(__name__)
@@ -226,6 +229,7 @@ class Pipeline:
         self._provenance_labels: dict[str, str] = {}
         self._users: dict[str, str] = {}
         self.owner = ""
+        self.rebuild_of: str | None = None
         self._phase_span: trace.Span | None = None
 
     # --- entry ---------------------------------------------------------------------------------
@@ -240,6 +244,7 @@ class Pipeline:
             self.source_sha256 = build.source_sha256
             attempt = build.attempts
             self.owner = build.owner
+            self.rebuild_of = build.rebuild_of
         self.say(f"build {self.build_id}, attempt {attempt}, on worker {worker_name()}")
         self._start_phase_span(Phase.PREPARING)
         try:
@@ -262,7 +267,10 @@ class Pipeline:
 
     def _run(self, options: BuildOptions, tag: str, source: Path) -> Result:
         root = self._prepare(options, source)
+        # Before anything is written into the folder (a generated Dockerfile, say).
+        tree = tree_digest(root)
         plan = self._plan(root, options)
+        self.fields["project"] = project_of(options, plan.project_name)
         buildkit_args = refused_build_args(list(options.build_args))
         if buildkit_args:
             raise ProjectFault(
@@ -288,10 +296,19 @@ class Pipeline:
             base_image_digest=base_image_digest(self.docker, base) if base else None,
         )
 
+        reused = self._reuse(tree, options, dockerfile_text, plan.python_version, tag)
+        if reused is not None:
+            return reused
+
         self._phase(Phase.BUILDING)
         self.watchdog.limit(self.settings.build_timeout_seconds)
         image_id = self._build(
-            root, dockerfile, "runtime" if generated else None, options, generated
+            root,
+            dockerfile,
+            "runtime" if generated else None,
+            options,
+            generated,
+            fresh=options.no_cache,
         )
 
         if options.run_tests and plan.test_command is not None:
@@ -366,6 +383,54 @@ class Pipeline:
         return Result(BuildStatus.SUCCEEDED, None, self.fields)
 
     # --- steps ---------------------------------------------------------------------------------
+
+    def _reuse(
+        self, tree: str, options: BuildOptions, dockerfile_text: str, python: str, tag: str
+    ) -> Result | None:
+        """The result of an earlier build with the same inputs, taken as this build's (and
+        published like a built one); None when this build must build."""
+        if options.no_cache:
+            self.say("reuse: off (no_cache=true): building afresh, without the layer cache")
+            return None
+        if not self.settings.reuse_results:
+            return None
+        if self.rebuild_of is not None:
+            # Asking for a rebuild is asking for a build (flaky tests, newer dependencies).
+            self.say(f"reuse: off for a rebuild of {self.rebuild_of}")
+            return None
+        step = ReuseStep(
+            self.settings,
+            self.engine,
+            self.docker,
+            build_id=self.build_id,
+            owner=self.owner,
+            say=self.say,
+            must_stop=self.watchdog,
+        )
+        key = step.key(tree, options, dockerfile_text, python)
+        if key is None:
+            return None
+        self.fields["reuse_key"] = key
+        # Waiting for an identical build is bounded like a build.
+        self.watchdog.limit(self.settings.build_timeout_seconds)
+        earlier = step.earlier_result(key)
+        if earlier is None:
+            return None
+        self.fields |= step.take(earlier, tag)
+        rejection = publish_image(
+            self.settings,
+            self.engine,
+            self.docker,
+            self.build_id,
+            earlier.image_id,
+            tag=tag,
+            say=self.say,
+            enter_phase=self._phase,
+            fields=self.fields,
+        )
+        if rejection is not None:
+            return Result(rejection.status, rejection.failure, self.fields)
+        return Result(BuildStatus.SUCCEEDED, None, self.fields)
 
     def _prepare(self, options: BuildOptions, source: Path) -> Path:
         shutil.rmtree(self.workspace, ignore_errors=True)
@@ -487,7 +552,11 @@ class Pipeline:
         target: str | None,
         options: BuildOptions,
         generated: bool,
+        *,
+        fresh: bool = False,
     ) -> str:
+        """Build `target`; `fresh`: without the layer cache (the test stage built after a fresh
+        runtime stage reuses what that build just made)."""
         self.say(f"docker build{' --target ' + target if target else ''}")
         secrets = {CA_SECRET_ID: self.settings.ca_bundle} if self.settings.ca_bundle else {}
         spec = ImageBuild(
@@ -503,6 +572,7 @@ class Pipeline:
             }
             | self._provenance_labels,
             secrets=secrets,
+            no_cache=fresh,
         )
         try:
             image_id = self.docker.build(spec, self._build_line, self.watchdog)
@@ -857,8 +927,14 @@ def finish(engine: Engine, build_id: str, result: Result) -> bool:
 
     def record(session: Session) -> bool:
         moved = transition(session, build_id, result.status, failure=result.failure)
-        if moved and result.fields:
+        if not moved:
+            return False
+        if result.fields:
             session.execute(update(Build).where(Build.id == build_id).values(result.fields))
-        return moved
+        release(session, build_id=build_id)
+        if result.status is BuildStatus.SUCCEEDED:
+            build = session.get_one(Build, build_id)
+            build.changes = changes_since_previous(session, build)
+        return True
 
     return retrying(engine, record)

@@ -207,7 +207,7 @@ def _collect_garbage(settings: Settings, engine: Engine, docker_factory: DockerF
         docker_engine = docker_factory()
         try:
             for image in purged.images:
-                docker_engine.remove_image(image)
+                docker_engine.remove_image(image, every_tag=True)
             for container_id, build_id in docker_engine.build_containers().items():
                 if build_id not in running:
                     docker_engine.remove_container(container_id)

@@ -62,6 +62,7 @@ UPLOAD_BODY: dict[str, Any] = {
                         "context_dir": {"type": "string"},
                         "build_args": {"type": "string", "description": "a JSON object of strings"},
                         "callback_url": {"type": "string"},
+                        "no_cache": {"type": "boolean"},
                     },
                 }
             },
@@ -93,6 +94,7 @@ async def submit_build(
     context_dir: str | None = None,
     build_args: str | None = None,
     callback_url: str | None = None,
+    no_cache: str | None = None,
 ) -> BuildOut:
     """Upload a project (a zip) and queue a build of it.
 
@@ -109,6 +111,7 @@ async def submit_build(
         context_dir=context_dir,
         build_args=build_args,
         callback_url=callback_url,
+        no_cache=no_cache,
     )
     build = await submit_upload(
         request, settings=settings, engine=engine, celery=celery, caller=caller, options=query

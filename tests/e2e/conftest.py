@@ -69,6 +69,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "stale_after_seconds",
         "requeue_after_seconds",
         "heartbeat_seconds",
+        "reuse_results",
     )
     env = {}
     for key in keys:
