@@ -26,6 +26,7 @@ from core.options import BuildOptions
 from core.resources import BuildOut, build_out
 from core.retention import ensure_disk_space
 from core.settings import Settings
+from core.source_store import source_store
 from core.sources import StoredSource, accept_source, new_upload_path
 from worker.dispatch import enqueue_build
 
@@ -113,7 +114,10 @@ async def _submit(
         parsed = parse_options(options | fields)
         if parsed.tag is not None:
             check_user_tag(parsed.tag, owner=caller.owner, namespace=settings.image_namespace)
-        source = await run_in_threadpool(accept_source, upload.file, upload.filename, settings)
+        store = source_store(settings, engine)
+        source = await run_in_threadpool(
+            accept_source, upload.file, upload.filename, settings, store
+        )
     except ImageBuilderError:
         partial.unlink(missing_ok=True)
         raise

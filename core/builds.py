@@ -29,7 +29,8 @@ from core.models import Build, BuildEvent, SubmissionAttempt
 from core.namespaces import OwnedTag
 from core.options import BuildOptions
 from core.settings import Settings
-from core.sources import StoredSource, source_path
+from core.source_store import is_stored
+from core.sources import StoredSource
 from core.status import BuildStatus
 from core.transitions import transition
 
@@ -217,7 +218,7 @@ def request_cancel(session: Session, build: Build) -> None:
 
 
 def rebuild(session: Session, build: Build, caller: Caller, settings: Settings) -> Build:
-    if not source_path(settings, build.source_sha256).is_file():
+    if not is_stored(session, settings, build.source_sha256):
         raise SourceUnavailable(
             f"The source of build {build.id} is no longer stored; upload it again."
         )

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     min_free_disk_bytes: int = 1024 * MiB
     # Terminal builds older than this lose their log, stored source and image (the row stays).
     retention_days: float = 30.0
+    # Where accepted sources are kept (core/source_store.py): "folder" in the data folder,
+    # "database" for build hosts that share no disk with the API.
+    source_store: Literal["folder", "database"] = "folder"
     # A submission whose inputs equal an earlier succeeded build's takes that result instead of
     # building (core/reuse.py); off: every submission builds (the layer cache still applies).
     reuse_results: bool = True

@@ -5,13 +5,13 @@ Keeping sources by sha256 makes a rebuild free and lets identical uploads share 
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.archive import inspect_archive
 from core.settings import Settings
+from core.source_store import SourceStore
 from core.uploads import UploadedFile
 
 
@@ -21,10 +21,6 @@ class StoredSource:
     size_bytes: int
     sha256: str
     files: int
-
-
-def source_path(settings: Settings, sha256: str) -> Path:
-    return settings.sources_dir / f"{sha256}.zip"
 
 
 def new_upload_path(settings: Settings) -> Path:
@@ -40,12 +36,14 @@ def clean_filename(name: str | None) -> str:
     return base or "source.zip"
 
 
-def accept_source(uploaded: UploadedFile, filename: str | None, settings: Settings) -> StoredSource:
-    """Check the uploaded archive and keep it; raises ArchiveRejected (then nothing is kept)."""
+def accept_source(
+    uploaded: UploadedFile, filename: str | None, settings: Settings, store: SourceStore
+) -> StoredSource:
+    """Check the uploaded archive and keep it in `store`; raises ArchiveRejected (then nothing
+    is kept)."""
     try:
         summary = inspect_archive(uploaded.path, settings)
-        settings.sources_dir.mkdir(parents=True, exist_ok=True)
-        os.replace(uploaded.path, source_path(settings, uploaded.sha256))
+        store.put(uploaded.sha256, uploaded.path)
     finally:
         uploaded.path.unlink(missing_ok=True)
     return StoredSource(

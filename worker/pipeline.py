@@ -65,7 +65,7 @@ from core.options import BuildOptions
 from core.provenance import image_labels
 from core.reuse import release, tree_digest
 from core.settings import MiB, Settings
-from core.sources import source_path
+from core.source_store import source_store
 from core.status import BuildStatus, Failure, Phase
 from core.supply_chain_policy import final_base_image
 from core.test_output import pytest_counts, unittest_counts
@@ -240,7 +240,6 @@ class Pipeline:
             build = session.get_one(Build, self.build_id)
             options = BuildOptions.model_validate(build.options)
             tag = build.image_tag or ""
-            source = source_path(self.settings, build.source_sha256)
             self.source_sha256 = build.source_sha256
             attempt = build.attempts
             self.owner = build.owner
@@ -248,7 +247,7 @@ class Pipeline:
         self.say(f"build {self.build_id}, attempt {attempt}, on worker {worker_name()}")
         self._start_phase_span(Phase.PREPARING)
         try:
-            return self._run(options, tag, source)
+            return self._run(options, tag)
         except ProjectFault as fault:
             self.say(f"failed: {fault.failure.message}")
             return Result(BuildStatus.FAILED, fault.failure, self.fields)
@@ -265,8 +264,8 @@ class Pipeline:
         finally:
             self._end_phase_span()
 
-    def _run(self, options: BuildOptions, tag: str, source: Path) -> Result:
-        root = self._prepare(options, source)
+    def _run(self, options: BuildOptions, tag: str) -> Result:
+        root = self._prepare(options)
         # Before anything is written into the folder (a generated Dockerfile, say).
         tree = tree_digest(root)
         plan = self._plan(root, options)
@@ -432,11 +431,14 @@ class Pipeline:
             return Result(rejection.status, rejection.failure, self.fields)
         return Result(BuildStatus.SUCCEEDED, None, self.fields)
 
-    def _prepare(self, options: BuildOptions, source: Path) -> Path:
+    def _prepare(self, options: BuildOptions) -> Path:
         shutil.rmtree(self.workspace, ignore_errors=True)
         extracted = self.workspace / "src"
         extracted.mkdir(parents=True)
-        if not source.is_file():
+        # From the store the API wrote it to: a folder on this machine, or the database.
+        stored = source_store(self.settings, self.engine)
+        source = stored.local_copy(self.source_sha256, self.workspace)
+        if source is None:
             raise ProjectFault(
                 Failure("source_missing", "The stored source of this build is gone.")
             )

@@ -24,7 +24,7 @@ from core.models import Build
 from core.retention import purge_expired
 from core.scheduling import claim_next
 from core.settings import Settings
-from core.sources import source_path
+from core.source_store import source_store
 from core.status import BuildStatus, Failure
 from core.transitions import transition
 from worker.docker_engine import DockerEngine, DockerUnavailable
@@ -195,8 +195,9 @@ def _collect_garbage(settings: Settings, engine: Engine, docker_factory: DockerF
         running = set(
             session.scalars(select(Build.id).where(Build.status == BuildStatus.RUNNING)).all()
         )
+    sources = source_store(settings, engine)
     for sha256 in purged.orphan_sources:
-        source_path(settings, sha256).unlink(missing_ok=True)
+        sources.delete(sha256)
     if settings.workspaces_dir.is_dir():
         # Only old ones: a build claimed after the query above may be filling its workspace now.
         settled = time.time() - settings.stale_after_seconds

@@ -17,6 +17,7 @@ from core.logs import iter_all_lines
 from core.models import Build
 from core.options import BuildOptions
 from core.settings import Settings
+from core.source_store import source_store
 from core.sources import accept_source, new_upload_path
 from core.uploads import receive_upload
 from tests.conftest import require, zip_project
@@ -55,7 +56,9 @@ class Builder:
         uploaded = receive_upload(
             [data], new_upload_path(self.settings), self.settings.max_upload_bytes
         )
-        source = accept_source(uploaded, filename, self.settings)
+        source = accept_source(
+            uploaded, filename, self.settings, source_store(self.settings, self.engine)
+        )
         with session_scope(self.engine) as session:
             build = create_build(
                 session,

@@ -20,7 +20,6 @@ from core.db import make_engine, session_scope, utcnow
 from core.logs import LogSink, LogStream
 from core.models import Build, LogLine
 from core.settings import Settings
-from core.sources import source_path
 from core.status import BuildStatus
 from core.transitions import transition
 from tests.conftest import ADMIN_TOKEN, migrate
@@ -196,7 +195,7 @@ class TestDisk:
             )
             old_sha = session.get_one(Build, old).source_sha256
         settings.sources_dir.mkdir(parents=True)
-        source_path(settings, old_sha).write_bytes(b"zip")
+        (settings.sources_dir / f"{old_sha}.zip").write_bytes(b"zip")
         leftover = settings.workspaces_dir / "b_LEFTOVER"
         leftover.mkdir(parents=True)
         os.utime(leftover, (0, 0))
@@ -207,7 +206,7 @@ class TestDisk:
             assert session.get_one(Build, recent).purged_at is None
             lines = session.scalars(select(LogLine.build_id)).all()
         assert lines == [recent]
-        assert not source_path(settings, old_sha).exists()
+        assert not (settings.sources_dir / f"{old_sha}.zip").exists()
         assert not leftover.exists()
 
 

@@ -35,6 +35,7 @@ from core.logs import LogSink, LogStream
 from core.models import Build
 from core.options import BuildOptions
 from core.settings import Settings
+from core.source_store import FolderStore
 from core.sources import accept_source, new_upload_path
 from core.status import BuildStatus, Failure
 from core.tokens import create_token
@@ -66,7 +67,7 @@ def seed(settings: Settings, engine: Engine) -> Seeded:
     """Builds queued, failed (log, Dockerfile) and succeeded (image, tests), and a user token."""
     project = zip_project("passing")
     uploaded = receive_upload([project], new_upload_path(settings), settings.max_upload_bytes)
-    source = accept_source(uploaded, "passing.zip", settings)
+    source = accept_source(uploaded, "passing.zip", settings, FolderStore(settings.sources_dir))
     ids = []
     with session_scope(engine) as session:
         for owner in ("alice", "alice", "bob"):

@@ -31,6 +31,7 @@ from core.advisories import (
 from core.db import session_scope
 from core.models import Advisory, Build, OwnerSettings, WebhookDelivery
 from core.settings import Settings
+from core.source_store import FolderStore
 from core.sources import accept_source, new_upload_path
 from core.status import BuildStatus
 from core.tokens import create_token
@@ -295,7 +296,7 @@ def stored_build(settings: Settings, engine: Engine, owner: str) -> str:
     uploaded = receive_upload(
         [zip_project("passing")], new_upload_path(settings), settings.max_upload_bytes
     )
-    source = accept_source(uploaded, "passing.zip", settings)
+    source = accept_source(uploaded, "passing.zip", settings, FolderStore(settings.sources_dir))
     return queued_build(engine, owner=owner, source=source)
 
 

@@ -21,7 +21,6 @@ from app.web.routes import CONTENT_SECURITY_POLICY
 from core.db import session_scope, utcnow
 from core.models import Build, LogLine
 from core.settings import Settings
-from core.sources import source_path
 from core.status import BuildStatus
 from core.tokens import create_token, revoke_token
 from tests.conftest import zip_project
@@ -670,7 +669,7 @@ class TestRebuild:
         finish(sqlite_engine, build_id, BuildStatus.FAILED)
         with session_scope(sqlite_engine) as session:
             sha = session.scalars(select(Build.source_sha256).where(Build.id == build_id)).one()
-        stored = source_path(settings, sha)
+        stored = settings.sources_dir / f"{sha}.zip"
         stored.parent.mkdir(parents=True, exist_ok=True)
         stored.write_bytes(zip_project("passing"))
         response = client.post(
