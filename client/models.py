@@ -139,6 +139,7 @@ class Build(_Model):
     base_image: str | None = None
     base_image_digest: str | None = None
     vulnerabilities: list[Vulnerability] | None = None
+    host: str | None = None
     reused_from: str | None = None
     changes: Changes | None = None
 

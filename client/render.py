@@ -282,6 +282,8 @@ def details(build: Mapping[str, Any], page_url: str, api_url: str) -> Renderable
         grid.add_row("Cancel", Text("requested", style="yellow"))
     if build.get("rebuild_of"):
         grid.add_row("Rebuild of", Text(safe(build.get("rebuild_of"))))
+    if build.get("host"):
+        grid.add_row("Host", Text(safe(build.get("host"))))
     log = _mapping(build.get("log"))
     if log:
         truncated = " (truncated)" if log.get("truncated") else ""

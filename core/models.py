@@ -65,6 +65,8 @@ class Build(Base):
 
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(255))
+    # The build host (its Docker daemon) that ran the build's latest attempt.
+    host: Mapped[str | None] = mapped_column(String(255))
     dockerfile: Mapped[str | None] = mapped_column(Text)
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     image_tag: Mapped[str | None] = mapped_column(String(255))

@@ -167,6 +167,9 @@ class BuildSummaryOut(BaseModel):
         description="Advisories matching the image's Python packages; null until scanned."
     )
     push: PushOut | None
+    host: str | None = Field(
+        default=None, description="The build host that ran the build; null until claimed."
+    )
     reused_from: str | None = Field(
         default=None,
         description="The earlier build whose result this one took instead of building.",
@@ -263,5 +266,6 @@ def build_summary_out(build: Build, events: list[BuildEvent] | None = None) -> B
             else [VulnerabilityOut.model_validate(item) for item in build.vulnerabilities]
         ),
         push=PushOut.model_validate(build.push) if build.push else None,
+        host=build.host,
         reused_from=build.reused_from,
     )

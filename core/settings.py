@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     min_free_disk_bytes: int = 1024 * MiB
     # Terminal builds older than this lose their log, stored source and image (the row stays).
     retention_days: float = 30.0
+    # The name this worker's build host is shown by (`host` of a build); default: the name its
+    # Docker daemon reports.
+    build_host: str = ""
     # Where accepted sources are kept (core/source_store.py): "folder" in the data folder,
     # "database" for build hosts that share no disk with the API.
     source_store: Literal["folder", "database"] = "folder"

@@ -228,6 +228,14 @@ class DockerEngine:
         except DOCKER_ERRORS as exc:
             raise DockerUnavailable(f"the Docker daemon does not answer: {exc}") from exc
 
+    def host_name(self) -> str:
+        """The name the daemon gives its machine (`docker info`): the build host."""
+        try:
+            name = self._client.info().get("Name")
+        except DOCKER_ERRORS as exc:
+            raise DockerUnavailable(f"the Docker daemon does not answer: {exc}") from exc
+        return str(name or "unknown")
+
     def _answers(self) -> bool:
         try:
             self._client.ping()

@@ -245,6 +245,9 @@ class Pipeline:
             self.owner = build.owner
             self.rebuild_of = build.rebuild_of
         self.say(f"build {self.build_id}, attempt {attempt}, on worker {worker_name()}")
+        host = self.settings.build_host or self.docker.host_name()
+        self._save({"host": host})
+        self.say(f"build host: {host}")
         self._start_phase_span(Phase.PREPARING)
         try:
             return self._run(options, tag)

@@ -92,6 +92,7 @@ class TestReuse:
         assert first.build.reused_from is None
         assert first.build.reuse_key is not None
         assert first.build.changes is None  # the project's first build
+        assert first.build.host == builder.docker.host_name()
         assert BUILT in first.log
 
         # The same files zipped another way, another tag of the same project.
