@@ -28,12 +28,14 @@ import logging
 import os
 import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from opentelemetry import trace
 from sqlalchemy import Engine, Row, select, update
@@ -42,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from core import tracing
 from core.archive import extract_archive
+from core.credential_redaction import redact_line, redact_project, warning_for
 from core.db import retrying, session_scope, utcnow
 from core.detect import DetectionError, Plan, detect
 from core.diagnose import classify_build_failure
@@ -61,7 +64,15 @@ from core.logs import LogSink, LogStream
 from core.models import Build
 from core.namespaces import cache_scope
 from core.options import BuildOptions
+from core.package_indexes import (
+    ENV_SECRET_ID,
+    NETRC_SECRET_ID,
+    IndexCredentials,
+    build_indexes,
+    usable_credential,
+)
 from core.provenance import image_labels
+from core.secret_box import SecretUnreadable, secret_box
 from core.settings import MiB, Settings
 from core.sources import source_path
 from core.status import BuildStatus, Failure, Phase
@@ -227,6 +238,11 @@ class Pipeline:
         self._users: dict[str, str] = {}
         self.owner = ""
         self._phase_span: trace.Span | None = None
+        # Package index credentials of this build: masked in every log line, removed after.
+        self._known_secrets: tuple[str, ...] = ()
+        self._credentials_warning: str | None = None
+        self._secrets: dict[str, Path] = {}
+        self._secrets_dir: Path | None = None
 
     # --- entry ---------------------------------------------------------------------------------
 
@@ -259,9 +275,11 @@ class Pipeline:
             return Result(status, failure, self.fields)
         finally:
             self._end_phase_span()
+            self._remove_secret_files()
 
     def _run(self, options: BuildOptions, tag: str, source: Path) -> Result:
         root = self._prepare(options, source)
+        self._build_secrets(root)
         plan = self._plan(root, options)
         buildkit_args = refused_build_args(list(options.build_args))
         if buildkit_args:
@@ -398,12 +416,56 @@ class Pipeline:
             )
         except DetectionError as exc:
             raise ProjectFault(Failure("project_invalid", str(exc))) from exc
+        if self._credentials_warning is not None:
+            plan.warnings.insert(0, self._credentials_warning)
         for reason in plan.reasons:
             self.say(f"plan: {reason}")
         for warning in plan.warnings:
             self.say(f"warning: {warning}")
         self.fields["plan"] = plan.to_dict()
         return plan
+
+    def _build_secrets(self, root: Path) -> None:
+        """Take credentials out of the project's files, then write this build's package index
+        secrets (netrc, URLs) to a private folder for BuildKit; removed when the build ends."""
+        found = redact_project(root)
+        self._credentials_warning = warning_for(found)
+        usable = {
+            c.host: IndexCredentials(unquote(c.username), unquote(c.password))
+            for c in found
+            if c.password and usable_credential(unquote(c.username), unquote(c.password))
+        }
+        try:
+            with session_scope(self.engine) as session:
+                indexes = build_indexes(
+                    session, secret_box(self.settings), self.owner, found=usable
+                )
+        except SecretUnreadable as exc:
+            raise ProjectFault(Failure("package_index_unreadable", exc.detail)) from exc
+        self._known_secrets = tuple(
+            sorted({*indexes.passwords, *(c.password for c in found if len(c.password) >= 4)})
+        )
+        if indexes.empty:
+            return
+        self._secrets_dir = Path(tempfile.mkdtemp(prefix="imagebuilder-secrets-"))  # 0700
+        netrc = _private_file(self._secrets_dir / NETRC_SECRET_ID, indexes.netrc_text())
+        env = _private_file(
+            self._secrets_dir / ENV_SECRET_ID, indexes.env_text(f"/run/secrets/{NETRC_SECRET_ID}")
+        )
+        self._secrets = {NETRC_SECRET_ID: netrc, ENV_SECRET_ID: env}
+        described = [f"default {indexes.default_url}"] if indexes.default_url else []
+        described += [f"extra {url}" for url in indexes.extra_urls]
+        self.say(
+            "package indexes: "
+            + (", ".join(described) or "none")
+            + f"; credentials for {len(indexes.netrc)} host(s), as BuildKit secrets"
+        )
+
+    def _remove_secret_files(self) -> None:
+        if self._secrets_dir is not None:
+            shutil.rmtree(self._secrets_dir, ignore_errors=True)
+            self._secrets_dir = None
+            self._secrets = {}
 
     def _available_versions(self) -> list[str]:
         return available_python_versions(self.settings, self.docker)
@@ -420,7 +482,9 @@ class Pipeline:
                         f"{self.settings.max_dockerfile_bytes} bytes are accepted.",
                     )
                 )
-            text = path.read_text(encoding="utf-8", errors="replace")
+            # Already without credentials when its name says Dockerfile (redact_project); any
+            # other name is cleaned here, before it is stored, shown or built.
+            text = redact_line(path.read_text(encoding="utf-8", errors="replace"))
             try:
                 read_dockerfile(text, max_bytes=self.settings.max_dockerfile_bytes)
                 refused = refused_build_args([], text)
@@ -490,6 +554,7 @@ class Pipeline:
     ) -> str:
         self.say(f"docker build{' --target ' + target if target else ''}")
         secrets = {CA_SECRET_ID: self.settings.ca_bundle} if self.settings.ca_bundle else {}
+        secrets |= self._secrets
         spec = ImageBuild(
             context=root,
             dockerfile=dockerfile,
@@ -507,7 +572,8 @@ class Pipeline:
         try:
             image_id = self.docker.build(spec, self._build_line, self.watchdog)
         except BuildStepFailed as exc:
-            raise ProjectFault(classify_build_failure(exc.tail, generated=generated)) from exc
+            tail = [self._redact(line) for line in exc.tail]
+            raise ProjectFault(classify_build_failure(tail, generated=generated)) from exc
         self._images_to_remove.append(image_id)
         return image_id
 
@@ -530,6 +596,7 @@ class Pipeline:
         output: collections.deque[str] = collections.deque(maxlen=50)
 
         def test_line(line: str) -> bool:
+            line = self._redact(line)
             output.append(line)
             return self.sink.write(LogStream.TEST, line)  # False: the log is full
 
@@ -765,6 +832,7 @@ class Pipeline:
 
     def _boot_line(self, output: list[str]) -> Callable[[str], None]:
         def write(line: str) -> None:
+            line = self._redact(line)
             output.append(line)
             self.sink.write(LogStream.TEST, line)
 
@@ -781,10 +849,14 @@ class Pipeline:
     # --- helpers -------------------------------------------------------------------------------
 
     def say(self, message: str) -> None:
-        self.sink.write(LogStream.SYSTEM, f"[imagebuilder] {message}")
+        self.sink.write(LogStream.SYSTEM, f"[imagebuilder] {self._redact(message)}")
 
     def _build_line(self, line: str) -> None:
-        self.sink.write(LogStream.BUILD, line)
+        self.sink.write(LogStream.BUILD, self._redact(line))
+
+    def _redact(self, text: str) -> str:
+        """Without URL credentials, and with this build's index passwords masked."""
+        return redact_line(text, self._known_secrets)
 
     def _phase(self, phase: Phase) -> None:
         moved = retrying(self.engine, lambda session: enter_phase(session, self.build_id, phase))
@@ -833,6 +905,14 @@ for name in sys.argv[1:]:
     built = origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
     print("imagebuilder-extension", name, "built" if built else "missing", origin or "-")
 """
+
+
+def _private_file(path: Path, content: str) -> Path:
+    """Write `content` to a new file only its owner may read (0600 from its creation)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    return path
 
 
 def _not_collected(runner: str, exit_code: int) -> Failure:
