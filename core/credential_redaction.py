@@ -141,7 +141,7 @@ def warning_for(found: list[FoundCredential]) -> str | None:
         + ", ".join(places)
         + ". They were removed from everything imagebuilder stores, shows and builds into a "
         "layer, and used for this build only (as a BuildKit netrc secret). Register the index "
-        "instead and remove them from the project: `imagebuilder indexes put NAME --url "
+        "instead and remove them from the project: `imagebuilder indexes put NAME "
         f"https://{host}/simple --username USER` (the password is prompted; PUT "
         "/api/v1/owner/indexes/NAME)."
     )
