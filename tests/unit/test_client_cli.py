@@ -432,10 +432,11 @@ class TestOtherCommands:
         assert "Revoked token t_1." in capsys.readouterr().out
 
 
-INDEX = {
+INDEX_URL = "https://pypi.corp.example/simple"
+INDEX: dict[str, Any] = {
     "name": "corp",
     "owner": "alice",
-    "url": "https://pypi.corp.example/simple",
+    "url": INDEX_URL,
     "default": False,
     "has_credentials": True,
     "created_at": "2026-12-02T10:00:00Z",
@@ -452,13 +453,13 @@ class TestIndexes:
     ) -> None:
         server.on("PUT", "/api/v1/owner/indexes/corp", Reply.json(INDEX))
         monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-from-stdin\n"))
-        argv = ["indexes", "put", "corp", INDEX["url"], "-u", "ci", "--password-stdin"]
+        argv = ["indexes", "put", "corp", INDEX_URL, "-u", "ci", "--password-stdin"]
 
         assert run(server, *argv) == 0
 
         sent = server.received[-1]
         assert json.loads(sent.body) == {
-            "url": INDEX["url"],
+            "url": INDEX_URL,
             "default": False,
             "username": "ci",
             "password": "s3cret-from-stdin",
@@ -478,9 +479,9 @@ class TestIndexes:
             asked.append(options)
             return "typed-secret"
 
-        monkeypatch.setattr(cli.typer, "prompt", prompt)
+        monkeypatch.setattr("typer.prompt", prompt)
 
-        assert run(server, "indexes", "put", "corp", INDEX["url"], "--username", "ci") == 0
+        assert run(server, "indexes", "put", "corp", INDEX_URL, "--username", "ci") == 0
 
         assert asked == [{"hide_input": True, "err": True}]
         assert json.loads(server.received[-1].body)["password"] == "typed-secret"
@@ -488,11 +489,11 @@ class TestIndexes:
     def test_put_without_username_sends_no_credentials(self, server: FakeServer) -> None:
         server.on("PUT", "/api/v1/owner/indexes/mirror", Reply.json(INDEX | {"name": "mirror"}))
 
-        argv = ["indexes", "put", "mirror", INDEX["url"], "--default", "--owner", "_global"]
+        argv = ["indexes", "put", "mirror", INDEX_URL, "--default", "--owner", "_global"]
         assert run(server, *argv) == 0
 
         sent = server.received[-1]
-        assert json.loads(sent.body) == {"url": INDEX["url"], "default": True}
+        assert json.loads(sent.body) == {"url": INDEX_URL, "default": True}
         assert sent.query == {"owner": "_global"}
 
     def test_list_and_delete(self, server: FakeServer, capsys: pytest.CaptureFixture[str]) -> None:
