@@ -3,6 +3,8 @@ domain functions on SQLite and PostgreSQL (encrypted rows, what a build of an ow
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Iterator
 
 import httpx2
@@ -186,3 +188,26 @@ class TestResolution:
         with session_scope(engine) as session:
             defaults = [row.name for row in list_indexes(session, "alice") if row.is_default]
         assert defaults == ["two"]
+
+
+class TestPlanRoute:
+    def test_credentials_in_the_project_are_never_shown(self, client: TestClient) -> None:
+        secret_url = f"https://ci:{PASSWORD}@pypi.corp.example/simple"
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("requirements.txt", f"--index-url {secret_url}\nrequests\n")
+            archive.writestr("app.py", "print('hi')\n")
+            archive.writestr(
+                "Dockerfile",
+                f"FROM python:3.11-slim\nRUN pip install --index-url {secret_url} requests\n",
+            )
+        answer = client.post(
+            "/api/v1/plan", files={"source": ("p.zip", buffer.getvalue())}, headers=ADMIN
+        )
+        assert answer.status_code == 200, answer.text
+        assert PASSWORD not in answer.text
+        body = answer.json()
+        assert "--index-url https://pypi.corp.example/simple" in body["plan"]["requirements"]
+        assert "RUN pip install --index-url https://pypi.corp.example/simple" in body["dockerfile"]
+        assert "imagebuilder indexes put" in body["plan"]["warnings"][0]
+        assert "Dockerfile (pypi.corp.example)" in body["plan"]["warnings"][0]
