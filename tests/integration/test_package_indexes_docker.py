@@ -316,6 +316,34 @@ class TestPrivateIndex:
             assert f"package indexes: extra {index_server.url}" in outcome.log
             _assert_nowhere(index_server.password, outcome, engine, client, auth)
 
+    def test_a_default_index_replaces_pypi(
+        self,
+        index_server: IndexServer,
+        deployment: tuple[Settings, Engine],
+        builder: Builder,
+    ) -> None:
+        """The only index is the private one (pypiserver sends what it lacks on to PyPI, as a
+        company mirror would): uv, and pip installing uv itself, use it and its netrc entry."""
+        settings, engine = deployment
+        with _client(settings) as client:
+            auth = _token(client, "mirrored")
+            body = {
+                "url": index_server.url,
+                "username": USERNAME,
+                "password": index_server.password,
+                "default": True,
+            }
+            answer = client.put("/api/v1/owner/indexes/mirror", json=body, headers=auth)
+            assert answer.status_code == 200, answer.text
+            outcome = builder.run(
+                builder.submit_files(
+                    _project(index_server, f"{index_server.package}==1.0\n"), owner="mirrored"
+                )
+            )
+            assert outcome.build.status is BuildStatus.SUCCEEDED, outcome.log
+            assert f"package indexes: default {index_server.url};" in outcome.log
+            _assert_nowhere(index_server.password, outcome, engine, client, auth)
+
     def test_without_the_index_the_dependency_is_not_found(
         self, index_server: IndexServer, builder: Builder
     ) -> None:
