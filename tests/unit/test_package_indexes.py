@@ -160,3 +160,14 @@ class TestSettings:
     def test_refuses_a_weak_key(self, tmp_path: Path, key: str) -> None:
         with pytest.raises(ValidationError, match="IMAGEBUILDER_SECRET_KEY"):
             test_settings(tmp_path, secret_key=SecretStr(key))
+
+
+class TestSecretFiles:
+    def test_a_build_secret_file_is_private_from_its_creation(self, tmp_path: Path) -> None:
+        from worker.pipeline import _private_file
+
+        path = _private_file(tmp_path / "netrc", "machine h\nlogin u\npassword p\n")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert path.read_text().endswith("password p\n")
+        with pytest.raises(FileExistsError):
+            _private_file(path, "replaced")  # never writes through an existing file or link
