@@ -28,14 +28,12 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from opentelemetry import trace
 from sqlalchemy import Engine, Row, select, update
@@ -44,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from core import tracing
 from core.archive import extract_archive
-from core.credential_redaction import redact_line, redact_project, warning_for
+from core.credential_redaction import redact_line
 from core.db import retrying, session_scope, utcnow
 from core.detect import DetectionError, Plan, detect
 from core.diagnose import classify_build_failure
@@ -64,15 +62,8 @@ from core.logs import LogSink, LogStream
 from core.models import Build
 from core.namespaces import cache_scope
 from core.options import BuildOptions
-from core.package_indexes import (
-    ENV_SECRET_ID,
-    NETRC_SECRET_ID,
-    IndexCredentials,
-    build_indexes,
-    usable_credential,
-)
 from core.provenance import image_labels
-from core.secret_box import SecretUnreadable, secret_box
+from core.secret_box import SecretUnreadable
 from core.settings import MiB, Settings
 from core.sources import source_path
 from core.status import BuildStatus, Failure, Phase
@@ -80,6 +71,7 @@ from core.supply_chain_policy import final_base_image
 from core.test_output import pytest_counts, unittest_counts
 from core.transitions import enter_phase, transition
 from core.workspace import ProjectRootMissing, project_root
+from worker import build_secrets
 from worker.bases import available_python_versions
 from worker.docker_engine import (
     BuildStepFailed,
@@ -238,11 +230,8 @@ class Pipeline:
         self._users: dict[str, str] = {}
         self.owner = ""
         self._phase_span: trace.Span | None = None
-        # Package index credentials of this build: masked in every log line, removed after.
-        self._known_secrets: tuple[str, ...] = ()
-        self._credentials_warning: str | None = None
-        self._secrets: dict[str, Path] = {}
-        self._secrets_dir: Path | None = None
+        # Package index secrets: handed to BuildKit, masked in every log line, removed after.
+        self.secrets = build_secrets.BuildSecrets()
 
     # --- entry ---------------------------------------------------------------------------------
 
@@ -275,11 +264,11 @@ class Pipeline:
             return Result(status, failure, self.fields)
         finally:
             self._end_phase_span()
-            self._remove_secret_files()
+            self.secrets.remove()
 
     def _run(self, options: BuildOptions, tag: str, source: Path) -> Result:
         root = self._prepare(options, source)
-        self._build_secrets(root)
+        self._prepare_secrets(root)
         plan = self._plan(root, options)
         buildkit_args = refused_build_args(list(options.build_args))
         if buildkit_args:
@@ -416,8 +405,8 @@ class Pipeline:
             )
         except DetectionError as exc:
             raise ProjectFault(Failure("project_invalid", str(exc))) from exc
-        if self._credentials_warning is not None:
-            plan.warnings.insert(0, self._credentials_warning)
+        if self.secrets.warning is not None:
+            plan.warnings.insert(0, self.secrets.warning)
         for reason in plan.reasons:
             self.say(f"plan: {reason}")
         for warning in plan.warnings:
@@ -425,47 +414,13 @@ class Pipeline:
         self.fields["plan"] = plan.to_dict()
         return plan
 
-    def _build_secrets(self, root: Path) -> None:
-        """Take credentials out of the project's files, then write this build's package index
-        secrets (netrc, URLs) to a private folder for BuildKit; removed when the build ends."""
-        found = redact_project(root)
-        self._credentials_warning = warning_for(found)
-        usable = {
-            c.host: IndexCredentials(unquote(c.username), unquote(c.password))
-            for c in found
-            if c.password and usable_credential(unquote(c.username), unquote(c.password))
-        }
+    def _prepare_secrets(self, root: Path) -> None:
         try:
-            with session_scope(self.engine) as session:
-                indexes = build_indexes(
-                    session, secret_box(self.settings), self.owner, found=usable
-                )
+            self.secrets = build_secrets.prepare(root, self.engine, self.settings, self.owner)
         except SecretUnreadable as exc:
             raise ProjectFault(Failure("package_index_unreadable", exc.detail)) from exc
-        self._known_secrets = tuple(
-            sorted({*indexes.passwords, *(c.password for c in found if len(c.password) >= 4)})
-        )
-        if indexes.empty:
-            return
-        self._secrets_dir = Path(tempfile.mkdtemp(prefix="imagebuilder-secrets-"))  # 0700
-        netrc = _private_file(self._secrets_dir / NETRC_SECRET_ID, indexes.netrc_text())
-        env = _private_file(
-            self._secrets_dir / ENV_SECRET_ID, indexes.env_text(f"/run/secrets/{NETRC_SECRET_ID}")
-        )
-        self._secrets = {NETRC_SECRET_ID: netrc, ENV_SECRET_ID: env}
-        described = [f"default {indexes.default_url}"] if indexes.default_url else []
-        described += [f"extra {url}" for url in indexes.extra_urls]
-        self.say(
-            "package indexes: "
-            + (", ".join(described) or "none")
-            + f"; credentials for {len(indexes.netrc)} host(s), as BuildKit secrets"
-        )
-
-    def _remove_secret_files(self) -> None:
-        if self._secrets_dir is not None:
-            shutil.rmtree(self._secrets_dir, ignore_errors=True)
-            self._secrets_dir = None
-            self._secrets = {}
+        if self.secrets.summary is not None:
+            self.say(self.secrets.summary)
 
     def _available_versions(self) -> list[str]:
         return available_python_versions(self.settings, self.docker)
@@ -554,7 +509,7 @@ class Pipeline:
     ) -> str:
         self.say(f"docker build{' --target ' + target if target else ''}")
         secrets = {CA_SECRET_ID: self.settings.ca_bundle} if self.settings.ca_bundle else {}
-        secrets |= self._secrets
+        secrets |= self.secrets.files
         spec = ImageBuild(
             context=root,
             dockerfile=dockerfile,
@@ -856,7 +811,7 @@ class Pipeline:
 
     def _redact(self, text: str) -> str:
         """Without URL credentials, and with this build's index passwords masked."""
-        return redact_line(text, self._known_secrets)
+        return self.secrets.redact(text)
 
     def _phase(self, phase: Phase) -> None:
         moved = retrying(self.engine, lambda session: enter_phase(session, self.build_id, phase))
@@ -905,14 +860,6 @@ for name in sys.argv[1:]:
     built = origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
     print("imagebuilder-extension", name, "built" if built else "missing", origin or "-")
 """
-
-
-def _private_file(path: Path, content: str) -> Path:
-    """Write `content` to a new file only its owner may read (0600 from its creation)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(content)
-    return path
 
 
 def _not_collected(runner: str, exit_code: int) -> Failure:

@@ -164,10 +164,10 @@ class TestSettings:
 
 class TestSecretFiles:
     def test_a_build_secret_file_is_private_from_its_creation(self, tmp_path: Path) -> None:
-        from worker.pipeline import _private_file
+        from worker.build_secrets import private_file
 
-        path = _private_file(tmp_path / "netrc", "machine h\nlogin u\npassword p\n")
+        path = private_file(tmp_path / "netrc", "machine h\nlogin u\npassword p\n")
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert path.read_text().endswith("password p\n")
         with pytest.raises(FileExistsError):
-            _private_file(path, "replaced")  # never writes through an existing file or link
+            private_file(path, "replaced")  # never writes through an existing file or link
