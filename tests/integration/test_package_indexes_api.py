@@ -4,8 +4,10 @@ domain functions on SQLite and PostgreSQL (encrypted rows, what a build of an ow
 from __future__ import annotations
 
 import io
+import stat
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -25,6 +27,7 @@ from core.package_indexes import (
 from core.secret_box import secret_box
 from core.settings import Settings
 from tests.conftest import ADMIN_TOKEN
+from worker import build_secrets
 
 PASSWORD = "pw-0123456789abcdef-unique"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -211,3 +214,55 @@ class TestPlanRoute:
         assert "RUN pip install --index-url https://pypi.corp.example/simple" in body["dockerfile"]
         assert "imagebuilder indexes put" in body["plan"]["warnings"][0]
         assert "Dockerfile (pypi.corp.example)" in body["plan"]["warnings"][0]
+
+
+class TestBuildSecrets:
+    def test_prepare_writes_private_files_and_remove_deletes_them(
+        self, settings: Settings, engine: Engine, tmp_path: Path
+    ) -> None:
+        with session_scope(engine) as session:
+            put_index(
+                session, secret_box(settings), owner="alice", name="corp",
+                url="https://pypi.corp.example/simple", username="ci", password=PASSWORD,
+                default=True, allow_http=False,
+            )  # fmt: skip
+        project = tmp_path / "project"
+        project.mkdir()
+        written = "--extra-index-url https://bot:found-pw-123@other.example/simple\nx\n"
+        (project / "requirements.txt").write_text(written)
+
+        secrets = build_secrets.prepare(project, engine, settings, "alice")
+        try:
+            assert (project / "requirements.txt").read_text() == (
+                "--extra-index-url https://other.example/simple\nx\n"
+            )
+            assert secrets.folder is not None
+            assert stat.S_IMODE(secrets.folder.stat().st_mode) == 0o700
+            netrc = secrets.files["package_index_netrc"]
+            assert {stat.S_IMODE(path.stat().st_mode) for path in secrets.files.values()} == {0o600}
+            assert netrc.read_text() == (
+                "machine other.example\nlogin bot\npassword found-pw-123\n\n"
+                f"machine pypi.corp.example\nlogin ci\npassword {PASSWORD}\n\n"
+            )
+            exports = secrets.files["package_index_env"].read_text()
+            assert "UV_DEFAULT_INDEX=https://pypi.corp.example/simple" in exports
+            assert PASSWORD not in exports
+            assert secrets.summary is not None
+            assert PASSWORD not in secrets.summary
+            assert secrets.warning is not None
+            assert "requirements.txt (other.example)" in secrets.warning
+            line = f"error: 401 for ci:{PASSWORD} and found-pw-123"
+            assert secrets.redact(line) == "error: 401 for ci:**** and ****"
+        finally:
+            secrets.remove()
+        assert not netrc.exists()
+        assert secrets.files == {}
+
+    def test_nothing_registered_nothing_written(
+        self, settings: Settings, engine: Engine, tmp_path: Path
+    ) -> None:
+        (tmp_path / "requirements.txt").write_text("requests\n")
+        secrets = build_secrets.prepare(tmp_path, engine, settings, "nobody")
+        assert secrets.files == {}
+        assert secrets.folder is None
+        assert secrets.warning is None
