@@ -15,7 +15,7 @@ from app.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from app.limits import BodyLimit
 from app.logstream import LogHub
 from app.quotas import OwnerSlots
-from app.routes import builds, health, metrics, plan, supply_chain, tokens
+from app.routes import builds, health, indexes, metrics, plan, supply_chain, tokens
 from core import tracing
 from core.db import get_engine, session_scope
 from core.logjson import configure_logging
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(plan.router)
     app.include_router(supply_chain.router)
     app.include_router(tokens.router)
+    app.include_router(indexes.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     openapi.install(app)

@@ -300,6 +300,43 @@ class Api:
             body["previous_secret_seconds"] = previous_secret_seconds
         return self._json("PUT", "/api/v1/owner/webhook", json=body)
 
+    # --- package indexes ---------------------------------------------------------------------
+
+    def put_index(
+        self,
+        name: str,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        default: bool = False,
+        owner: str | None = None,
+    ) -> Json:
+        """Register (or replace) a package index; the credentials are never sent back."""
+        body: Json = {"url": url, "default": default}
+        if username is not None or password is not None:
+            body |= {"username": username, "password": password}
+        params = {"owner": owner} if owner else None
+        path = f"/api/v1/owner/indexes/{_segment(name, 'index name')}"
+        return self._json("PUT", path, json=body, params=params)
+
+    def list_indexes(self, *, owner: str | None = None) -> list[Json]:
+        """The indexes the owner's builds use (its own, then the global ones)."""
+        params = {"owner": owner} if owner else None
+        response = self._request("GET", "/api/v1/owner/indexes", params=params)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ApiError(200, "unexpected_response", "The server's answer is not JSON.") from exc
+        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+            raise ApiError(200, "unexpected_response", "The index list is not a list.")
+        return cast(list[Json], body)
+
+    def delete_index(self, name: str, *, owner: str | None = None) -> None:
+        params = {"owner": owner} if owner else None
+        path = f"/api/v1/owner/indexes/{_segment(name, 'index name')}"
+        self._request("DELETE", path, params=params)
+
     # --- admin -------------------------------------------------------------------------------
 
     def builds_on_base(self, base_digest: str, *, limit: int | None = None) -> Json:

@@ -70,6 +70,12 @@ webhook_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(webhook_app, name="webhook")
+indexes_app = typer.Typer(
+    help="Private package indexes your builds install from (credentials never shown again).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(indexes_app, name="indexes")
 admin_app = typer.Typer(
     help="Rebuild what was made on a patched base image (needs an admin token).",
     no_args_is_help=True,
@@ -856,6 +862,110 @@ def webhook_set(
             previous_secret_seconds=previous_secret_seconds,
         )
     _show_webhook(session, webhook)
+
+
+IndexNameArgument = Annotated[
+    str, typer.Argument(metavar="NAME", help="The index's name (a-z, 0-9, '.', '_', '-').")
+]
+IndexOwnerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--owner",
+        metavar="NAME",
+        help="Admins: manage this owner's indexes, or `_global` for every owner's builds.",
+    ),
+]
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The password from stdin (one line) or a prompt that does not echo; never an argument."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, err=True)
+    if not password:
+        raise typer.BadParameter("the password is empty")
+    return password
+
+
+@indexes_app.command(
+    "put",
+    help="Register (or replace) a package index. The password is prompted (or read from stdin "
+    "with --password-stdin), stored encrypted and never shown again.",
+)
+def indexes_put(
+    name: IndexNameArgument,
+    index_url: Annotated[
+        str,
+        typer.Argument(
+            metavar="INDEX_URL",
+            help="The index's simple API (https://host/simple), without credentials.",
+            show_default=False,
+        ),
+    ],
+    username: Annotated[
+        str | None,
+        typer.Option("--username", "-u", metavar="USER", help="Log in as USER (asks a password)."),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin's first line.")
+    ] = False,
+    default: Annotated[
+        bool,
+        typer.Option("--default", help="Replace PyPI as the primary index (else an extra one)."),
+    ] = False,
+    owner: IndexOwnerOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    if password_stdin and username is None:
+        raise typer.BadParameter("--password-stdin needs --username")
+    password = _read_password(password_stdin) if username is not None else None
+    session = Session.start(url, token, json_output)
+    with session.api() as api:
+        index = api.put_index(
+            name, index_url, username=username, password=password, default=default, owner=owner
+        )
+    if session.json:
+        session.print_json(index)
+    else:
+        session.out.print(render.indexes_table([index]))
+
+
+@indexes_app.command("list", help="List the indexes your builds use (URLs, never credentials).")
+def indexes_list(
+    owner: IndexOwnerOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    session = Session.start(url, token, json_output)
+    with session.api() as api:
+        indexes = api.list_indexes(owner=owner)
+    if session.json:
+        session.print_json(indexes)
+    elif indexes:
+        session.out.print(render.indexes_table(indexes))
+    else:
+        session.note("No package indexes: builds install from PyPI.")
+
+
+@indexes_app.command("delete", help="Remove a package index and its credentials.")
+def indexes_delete(
+    name: IndexNameArgument,
+    owner: IndexOwnerOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    session = Session.start(url, token, json_output)
+    with session.api() as api:
+        api.delete_index(name, owner=owner)
+    if session.json:
+        session.print_json({"name": name, "deleted": True})
+    else:
+        session.line(Text(f"Removed package index {safe(name)}."))
 
 
 @admin_app.command("builds", help="List the builds made on a base image digest.")

@@ -166,6 +166,18 @@ class Webhook(_Model):
     previous_secrets_expire_at: list[datetime] = Field(default_factory=list)
 
 
+class PackageIndex(_Model):
+    """A registered package index; its credentials are never returned."""
+
+    name: str
+    owner: str
+    url: str
+    default: bool
+    has_credentials: bool
+    created_at: datetime
+    updated_at: datetime
+
+
 class Token(_Model):
     id: str
     owner: str

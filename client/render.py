@@ -339,6 +339,22 @@ def tokens_table(tokens: Iterable[Mapping[str, Any]]) -> Table:
     return table
 
 
+def indexes_table(indexes: Iterable[Mapping[str, Any]]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("NAME", "SCOPE", "URL", "DEFAULT", "CREDENTIALS", "UPDATED"):
+        table.add_column(column, no_wrap=column != "URL")
+    for index in indexes:
+        table.add_row(
+            Text(safe(index.get("name"))),
+            Text(safe(index.get("owner"))),
+            Text(safe(index.get("url"))),
+            Text("yes" if index.get("default") else "no"),
+            Text("stored" if index.get("has_credentials") else "none"),
+            Text(format_time(index["updated_at"]) if index.get("updated_at") else "-"),
+        )
+    return table
+
+
 def plan_view(plan: Mapping[str, Any]) -> RenderableType:
     """A plan: its scalar decisions as a table, then its reasons and warnings as lists."""
     grid = _grid()

@@ -147,6 +147,30 @@ class Client:
         )
         return _parse(models.Webhook, answer)
 
+    # --- package indexes ---------------------------------------------------------------------
+
+    def put_index(
+        self,
+        name: str,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        default: bool = False,
+        owner: str | None = None,
+    ) -> models.PackageIndex:
+        """Register a private index for the owner's builds (admins: `owner`, or `_global`)."""
+        answer = self.api.put_index(
+            name, url, username=username, password=password, default=default, owner=owner
+        )
+        return _parse(models.PackageIndex, answer)
+
+    def indexes(self, *, owner: str | None = None) -> list[models.PackageIndex]:
+        return [_parse(models.PackageIndex, item) for item in self.api.list_indexes(owner=owner)]
+
+    def delete_index(self, name: str, *, owner: str | None = None) -> None:
+        self.api.delete_index(name, owner=owner)
+
     # --- tokens and admin ---------------------------------------------------------------------
 
     def create_token(self, owner: str, *, admin: bool = False) -> models.NewToken:

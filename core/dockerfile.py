@@ -19,8 +19,9 @@ Stages, each cached on its own inputs:
                  that is tagged. No compilers, no tools, no caches.
     test         runtime + the test dependencies: where the tests run
 
-Package downloads trust an optional CA bundle, mounted as a BuildKit secret so it never lands in
-a layer; uv's and pip's caches are BuildKit cache mounts shared by one owner's builds (`cache_id`).
+Package downloads trust an optional CA bundle and use the owner's package indexes (URLs and a
+netrc), mounted as BuildKit secrets in the install steps only, so they never land in a layer;
+uv's and pip's caches are BuildKit cache mounts shared by one owner's builds (`cache_id`).
 Labels that change with every build (created, build id, source digest) are passed on the command
 line, so they neither break the cache nor the golden files.
 """
@@ -31,6 +32,7 @@ import json
 from dataclasses import dataclass
 
 from core.detect import Plan
+from core.package_indexes import ENV_SECRET_ID, NETRC_SECRET_ID
 
 GENERATED_DIR = ".imagebuilder"
 APP_UID = 10001
@@ -43,10 +45,15 @@ LOCK_TOOLS = {
     "pdm": ("pdm==2.29.4", "hishel==1.4.0"),
 }
 
-_CA = (
+# Mounted in the steps that install, and only there: the CA bundle, the package indexes' netrc
+# (credentials) and their URLs (core.package_indexes). A secret the build does not get is an
+# empty mount point; nothing of them lands in a layer, the image history or the log.
+_INSTALL_SECRETS = (
     f"--mount=type=secret,id={CA_SECRET_ID}"
+    f" --mount=type=secret,id={NETRC_SECRET_ID} --mount=type=secret,id={ENV_SECRET_ID}"
     f" if [ -s /run/secrets/{CA_SECRET_ID} ]; then"
     f" export PIP_CERT=/run/secrets/{CA_SECRET_ID} SSL_CERT_FILE=/run/secrets/{CA_SECRET_ID}; fi;"
+    f" if [ -s /run/secrets/{ENV_SECRET_ID} ]; then . /run/secrets/{ENV_SECRET_ID}; fi;"
 )
 _PIP_CACHE = "--mount=type=cache,target=/root/.cache/pip,sharing=locked"
 _UV_CACHE = "--mount=type=cache,target=/root/.cache/uv"
@@ -94,16 +101,16 @@ def _requirements_file(lines: list[str]) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
-def _run(*mounts: str, command: str, ca: bool = False) -> str:
+def _run(*mounts: str, command: str, installs: bool = False) -> str:
     parts = ["RUN", *mounts]
-    if ca:
-        parts.append(_CA)
+    if installs:
+        parts.append(_INSTALL_SECRETS)
     parts.append(command)
     return " ".join(parts)
 
 
 def _uv(command: str) -> str:
-    return _run(_UV_CACHE, command=command, ca=True)
+    return _run(_UV_CACHE, command=command, installs=True)
 
 
 def healthcheck_probe(port: int) -> str:
@@ -199,7 +206,7 @@ def _tools_stage(plan: Plan, bases: BaseImages) -> list[str]:
         _run(
             _PIP_CACHE,
             command=f"python3 -m venv {TOOLS_DIR} && {TOOLS_DIR}/bin/pip install --quiet {UV}",
-            ca=True,
+            installs=True,
         ),
     ]
     if plan.lock_tool in LOCK_TOOLS:

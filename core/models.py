@@ -269,3 +269,21 @@ class SubmissionAttempt(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     owner: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PackageIndex(Base):
+    """A package index builds of an owner (or, with the reserved owner `_global`, of every owner)
+    install from. The credentials are AES-GCM encrypted (core.secret_box), never returned."""
+
+    __tablename__ = "package_indexes"
+
+    owner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Without userinfo: credentials live only in `credentials`.
+    url: Mapped[str] = mapped_column(Text)
+    # Replaces PyPI as the primary index (at most one per owner); otherwise an extra index.
+    is_default: Mapped[bool] = mapped_column(default=False)
+    # Encrypted JSON {"username", "password"}; null for an index without authentication.
+    credentials: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
 
     # Accepted as an admin token from start-up (stored hashed, created if absent).
     bootstrap_token: SecretStr | None = None
+    # Encrypts secrets stored in the database (package index credentials; core.secret_box).
+    # Required in production; in development, unset means a random key file in data_dir.
+    secret_key: SecretStr | None = None
 
     # Empty means SQLite in data_dir, the embedded default.
     database_url: str = ""
@@ -167,6 +170,14 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and self.database_url == "":
             raise ValueError("production needs IMAGEBUILDER_DATABASE_URL (PostgreSQL)")
+        key = self.secret_key.get_secret_value() if self.secret_key else None
+        if key is not None and (len(key) < 32 or key.lower() in _PLACEHOLDERS):
+            raise ValueError("IMAGEBUILDER_SECRET_KEY must be a random value of 32+ characters")
+        if self.environment == "production" and key is None:
+            raise ValueError(
+                "production needs IMAGEBUILDER_SECRET_KEY (32+ random characters, shared by the "
+                "API and the workers): it encrypts stored package index credentials"
+            )
         if self.database_pool_size + self.database_max_overflow < self.api_threads:
             raise ValueError(
                 "IMAGEBUILDER_DATABASE_POOL_SIZE + IMAGEBUILDER_DATABASE_MAX_OVERFLOW must be at "
@@ -229,6 +240,9 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 6
     # Delay before the first retry; each later retry waits twice as long (at most an hour).
     webhook_backoff_seconds: float = 30.0
+    # Private package indexes (core.package_indexes): plain-http index URLs send their
+    # credentials in clear, so they are refused unless this is set (a test, a trusted network).
+    index_allow_http: bool = False
 
     @field_validator("allowed_base_images", mode="before")
     @classmethod

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from core import tracing
 from core.archive import extract_archive
 from core.changes import changes_since_previous, project_of
+from core.credential_redaction import redact_line
 from core.db import retrying, session_scope, utcnow
 from core.detect import DetectionError, Plan, detect
 from core.diagnose import classify_build_failure
@@ -64,6 +65,7 @@ from core.namespaces import cache_scope
 from core.options import BuildOptions
 from core.provenance import image_labels
 from core.reuse import release, tree_digest
+from core.secret_box import SecretUnreadable
 from core.settings import MiB, Settings
 from core.source_store import source_store
 from core.status import BuildStatus, Failure, Phase
@@ -71,6 +73,7 @@ from core.supply_chain_policy import final_base_image
 from core.test_output import pytest_counts, unittest_counts
 from core.transitions import enter_phase, transition
 from core.workspace import ProjectRootMissing, project_root
+from worker import build_secrets
 from worker.bases import available_python_versions
 from worker.docker_engine import (
     BuildStepFailed,
@@ -231,6 +234,8 @@ class Pipeline:
         self.owner = ""
         self.rebuild_of: str | None = None
         self._phase_span: trace.Span | None = None
+        # Package index secrets: handed to BuildKit, masked in every log line, removed after.
+        self.secrets = build_secrets.BuildSecrets()
 
     # --- entry ---------------------------------------------------------------------------------
 
@@ -266,11 +271,13 @@ class Pipeline:
             return Result(status, failure, self.fields)
         finally:
             self._end_phase_span()
+            self.secrets.remove()
 
     def _run(self, options: BuildOptions, tag: str) -> Result:
         root = self._prepare(options)
-        # Before anything is written into the folder (a generated Dockerfile, say).
+        # The files as uploaded: before credentials are redacted or a Dockerfile is generated.
         tree = tree_digest(root)
+        self._prepare_secrets(root)
         plan = self._plan(root, options)
         self.fields["project"] = project_of(options, plan.project_name)
         buildkit_args = refused_build_args(list(options.build_args))
@@ -409,7 +416,7 @@ class Pipeline:
             say=self.say,
             must_stop=self.watchdog,
         )
-        key = step.key(tree, options, dockerfile_text, python)
+        key = step.key(tree, options, dockerfile_text, python, self.secrets.index_urls)
         if key is None:
             return None
         self.fields["reuse_key"] = key
@@ -468,12 +475,22 @@ class Pipeline:
             )
         except DetectionError as exc:
             raise ProjectFault(Failure("project_invalid", str(exc))) from exc
+        if self.secrets.warning is not None:
+            plan.warnings.insert(0, self.secrets.warning)
         for reason in plan.reasons:
             self.say(f"plan: {reason}")
         for warning in plan.warnings:
             self.say(f"warning: {warning}")
         self.fields["plan"] = plan.to_dict()
         return plan
+
+    def _prepare_secrets(self, root: Path) -> None:
+        try:
+            self.secrets = build_secrets.prepare(root, self.engine, self.settings, self.owner)
+        except SecretUnreadable as exc:
+            raise ProjectFault(Failure("package_index_unreadable", exc.detail)) from exc
+        if self.secrets.summary is not None:
+            self.say(self.secrets.summary)
 
     def _available_versions(self) -> list[str]:
         return available_python_versions(self.settings, self.docker)
@@ -490,7 +507,9 @@ class Pipeline:
                         f"{self.settings.max_dockerfile_bytes} bytes are accepted.",
                     )
                 )
-            text = path.read_text(encoding="utf-8", errors="replace")
+            # Already without credentials when its name says Dockerfile (redact_project); any
+            # other name is cleaned here, before it is stored, shown or built.
+            text = redact_line(path.read_text(encoding="utf-8", errors="replace"))
             try:
                 read_dockerfile(text, max_bytes=self.settings.max_dockerfile_bytes)
                 refused = refused_build_args([], text)
@@ -564,6 +583,7 @@ class Pipeline:
         runtime stage reuses what that build just made)."""
         self.say(f"docker build{' --target ' + target if target else ''}")
         secrets = {CA_SECRET_ID: self.settings.ca_bundle} if self.settings.ca_bundle else {}
+        secrets |= self.secrets.files
         spec = ImageBuild(
             context=root,
             dockerfile=dockerfile,
@@ -582,7 +602,8 @@ class Pipeline:
         try:
             image_id = self.docker.build(spec, self._build_line, self.watchdog)
         except BuildStepFailed as exc:
-            raise ProjectFault(classify_build_failure(exc.tail, generated=generated)) from exc
+            tail = [self._redact(line) for line in exc.tail]
+            raise ProjectFault(classify_build_failure(tail, generated=generated)) from exc
         self._images_to_remove.append(image_id)
         return image_id
 
@@ -605,6 +626,7 @@ class Pipeline:
         output: collections.deque[str] = collections.deque(maxlen=50)
 
         def test_line(line: str) -> bool:
+            line = self._redact(line)
             output.append(line)
             return self.sink.write(LogStream.TEST, line)  # False: the log is full
 
@@ -840,6 +862,7 @@ class Pipeline:
 
     def _boot_line(self, output: list[str]) -> Callable[[str], None]:
         def write(line: str) -> None:
+            line = self._redact(line)
             output.append(line)
             self.sink.write(LogStream.TEST, line)
 
@@ -856,10 +879,14 @@ class Pipeline:
     # --- helpers -------------------------------------------------------------------------------
 
     def say(self, message: str) -> None:
-        self.sink.write(LogStream.SYSTEM, f"[imagebuilder] {message}")
+        self.sink.write(LogStream.SYSTEM, f"[imagebuilder] {self._redact(message)}")
 
     def _build_line(self, line: str) -> None:
-        self.sink.write(LogStream.BUILD, line)
+        self.sink.write(LogStream.BUILD, self._redact(line))
+
+    def _redact(self, text: str) -> str:
+        """Without URL credentials, and with this build's index passwords masked."""
+        return self.secrets.redact(text)
 
     def _phase(self, phase: Phase) -> None:
         moved = retrying(self.engine, lambda session: enter_phase(session, self.build_id, phase))

@@ -55,7 +55,12 @@ class ReuseStep:
         self.must_stop = must_stop
 
     def key(
-        self, tree: str, options: BuildOptions, dockerfile_text: str, python_version: str
+        self,
+        tree: str,
+        options: BuildOptions,
+        dockerfile_text: str,
+        python_version: str,
+        dependency_sources: tuple[str, ...] = (),
     ) -> str | None:
         """The key of this build's inputs; None (and why, in the log) when there is none."""
         try:
@@ -78,6 +83,7 @@ class ReuseStep:
             python_version=python_version,
             service_version=builder_version(),
             advisories=advisories,
+            dependency_sources=dependency_sources,
         )
         return inputs.key(self.settings)
 

@@ -17,6 +17,7 @@ from app.routes.builds import UPLOAD_BODY
 from app.submission import admit, given, parse_options
 from app.upload import read_upload
 from core.archive import extract_archive
+from core.credential_redaction import redact_line, redact_project, warning_for
 from core.detect import DetectionError, detect
 from core.dockerfile import BaseImages, render
 from core.errors import ImageBuilderError, ServiceUnavailable
@@ -66,6 +67,8 @@ def _plan(archive: Path, options: BuildOptions, settings: Settings, owner: str) 
         extracted.mkdir()
         summary = extract_archive(archive, extracted, settings)
         root = project_root(extracted, summary, options.context_dir)
+        # As the build does: credentials in the project's files are never shown.
+        credentials_warning = warning_for(redact_project(root))
         versions = _available_versions(settings)
         plan = detect(
             root,
@@ -75,8 +78,12 @@ def _plan(archive: Path, options: BuildOptions, settings: Settings, owner: str) 
             dockerfile=options.dockerfile,
             test_command=options.test_command,
         )
+        if credentials_warning is not None:
+            plan.warnings.insert(0, credentials_warning)
         if plan.dockerfile is not None:
-            text = (root / plan.dockerfile).read_text(encoding="utf-8", errors="replace")
+            text = redact_line(
+                (root / plan.dockerfile).read_text(encoding="utf-8", errors="replace")
+            )
             return PlanOut(plan=plan.to_dict(), dockerfile=text, generated=False)
         bases = BaseImages(
             builder=settings.builder_image(plan.python_version),

@@ -2,7 +2,7 @@
 the project's previous build, and the claims that make identical submissions build once
 
 Revision ID: 0009_build_reuse
-Revises: 0007_webhook_rotation
+Revises: 0008_package_indexes
 Create Date: 2026-12-02
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_build_reuse"
-down_revision: str | None = "0007_webhook_rotation"
+down_revision: str | None = "0008_package_indexes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,14 +3,14 @@
 # Stage tools: uv (and the lock's own tool) in a venv of their own, cached across builds.
 FROM imagebuilder/python-builder:3.11 AS tools
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never PATH=$PATH:/opt/imagebuilder/bin
-RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked --mount=type=secret,id=ca_bundle if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; python3 -m venv /opt/imagebuilder && /opt/imagebuilder/bin/pip install --quiet uv==0.13.9
+RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked --mount=type=secret,id=ca_bundle --mount=type=secret,id=package_index_netrc --mount=type=secret,id=package_index_env if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; if [ -s /run/secrets/package_index_env ]; then . /run/secrets/package_index_env; fi; python3 -m venv /opt/imagebuilder && /opt/imagebuilder/bin/pip install --quiet uv==0.13.9
 
 # Stage deps: the runtime dependencies, keyed only by the dependency files.
 FROM tools AS deps
 ENV VIRTUAL_ENV=/opt/venv UV_COMPILE_BYTECODE=1
 RUN uv venv --quiet --python python3 /opt/venv
 COPY .imagebuilder/requirements.txt .imagebuilder/constraints.txt /tmp/imagebuilder/
-RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; uv pip install -r /tmp/imagebuilder/requirements.txt -c /tmp/imagebuilder/constraints.txt
+RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle --mount=type=secret,id=package_index_netrc --mount=type=secret,id=package_index_env if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; if [ -s /run/secrets/package_index_env ]; then . /run/secrets/package_index_env; fi; uv pip install -r /tmp/imagebuilder/requirements.txt -c /tmp/imagebuilder/constraints.txt
 
 # Stage source: the project's files, compiled to bytecode where they compile.
 FROM imagebuilder/python-builder:3.11 AS source
@@ -21,7 +21,7 @@ RUN rm -rf .imagebuilder && python3 -m compileall -q . || echo 'imagebuilder: th
 # Stage test-deps: the test dependencies on top of the runtime ones.
 FROM deps AS test-deps
 COPY .imagebuilder/requirements-test.txt /tmp/imagebuilder/
-RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; uv pip install -r /tmp/imagebuilder/requirements-test.txt -c /tmp/imagebuilder/constraints.txt
+RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle --mount=type=secret,id=package_index_netrc --mount=type=secret,id=package_index_env if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; if [ -s /run/secrets/package_index_env ]; then . /run/secrets/package_index_env; fi; uv pip install -r /tmp/imagebuilder/requirements-test.txt -c /tmp/imagebuilder/constraints.txt
 
 # Stage runtime: slim base, the venv and the code; no compilers, no tools, no caches.
 FROM imagebuilder/python:3.11 AS runtime

@@ -3,7 +3,7 @@
 # Stage tools: uv (and the lock's own tool) in a venv of their own, cached across builds.
 FROM imagebuilder/python-builder:3.11 AS tools
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never PATH=$PATH:/opt/imagebuilder/bin
-RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked --mount=type=secret,id=ca_bundle if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; python3 -m venv /opt/imagebuilder && /opt/imagebuilder/bin/pip install --quiet uv==0.13.9
+RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked --mount=type=secret,id=ca_bundle --mount=type=secret,id=package_index_netrc --mount=type=secret,id=package_index_env if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; if [ -s /run/secrets/package_index_env ]; then . /run/secrets/package_index_env; fi; python3 -m venv /opt/imagebuilder && /opt/imagebuilder/bin/pip install --quiet uv==0.13.9
 
 # Stage deps: the runtime dependencies, keyed only by the dependency files.
 FROM tools AS deps
@@ -16,14 +16,14 @@ FROM tools AS wheel
 WORKDIR /src
 COPY . .
 RUN rm -rf .imagebuilder && mkdir -p /wheels /meta
-RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; uv build --quiet --wheel --out-dir /wheels .
+RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle --mount=type=secret,id=package_index_netrc --mount=type=secret,id=package_index_env if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; if [ -s /run/secrets/package_index_env ]; then . /run/secrets/package_index_env; fi; uv build --quiet --wheel --out-dir /wheels .
 RUN for wheel in /wheels/*.whl; do python3 -m zipfile -e "$wheel" /tmp/wheel-check; done && python3 -m compileall -q /tmp/wheel-check && rm -rf /tmp/wheel-check
 RUN python3 -c "import email.parser as p, glob, re, zipfile; n = lambda s: re.sub('[-_.]+', '-', s).lower(); ms = [p.BytesParser().parsebytes(z.read(next(f for f in z.namelist() if f.endswith('.dist-info/METADATA')))) for z in map(zipfile.ZipFile, sorted(glob.glob('/wheels/*.whl')))]; own = {n(m['Name']) for m in ms}; reqs = {r for m in ms for r in m.get_all('Requires-Dist') or [] if 'extra' not in r.partition(';')[2] and n(re.split('[^A-Za-z0-9._-]', r, maxsplit=1)[0]) not in own}; print(*sorted(reqs), sep=chr(10))" > /meta/requirements.txt
 
 # Stage source-deps: what the built wheel declares, keyed by that list's content.
 FROM deps AS source-deps
 COPY --from=wheel /meta/requirements.txt /tmp/imagebuilder/wheel-requirements.txt
-RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; uv pip install -r /tmp/imagebuilder/wheel-requirements.txt
+RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle --mount=type=secret,id=package_index_netrc --mount=type=secret,id=package_index_env if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; if [ -s /run/secrets/package_index_env ]; then . /run/secrets/package_index_env; fi; uv pip install -r /tmp/imagebuilder/wheel-requirements.txt
 
 # Stage source: the project's files, compiled to bytecode where they compile.
 FROM imagebuilder/python-builder:3.11 AS source

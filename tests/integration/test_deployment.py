@@ -16,6 +16,7 @@ def test_compose_file_is_valid_and_complete() -> None:
     env = os.environ | {
         "POSTGRES_PASSWORD": "x" * 24,
         "IMAGEBUILDER_BOOTSTRAP_TOKEN": "y" * 32,
+        "IMAGEBUILDER_SECRET_KEY": "k" * 32,
         "REDIS_PASSWORD": "z" * 24,
     }
     result = subprocess.run(

@@ -71,6 +71,11 @@ OTHER_ROUTES: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/admin/rebuild"): 403,
     ("GET", "/api/v1/owner/webhook"): 200,
     ("PUT", "/api/v1/owner/webhook"): 200,
+    # Package indexes: always the caller's own scope (another owner's is 403, see
+    # test_package_indexes_api); deleting one the caller never registered is 404.
+    ("GET", "/api/v1/owner/indexes"): 200,
+    ("PUT", "/api/v1/owner/indexes/{name}"): 200,
+    ("DELETE", "/api/v1/owner/indexes/{name}"): 404,
 }
 
 
@@ -123,7 +128,7 @@ class TestBuildOwnership:
     def test_no_token_or_a_wrong_one_is_401(
         self, tenants: Tenants, method: str, template: str
     ) -> None:
-        path = template.format(build_id=tenants.build_id, token_id="t_x")
+        path = template.format(build_id=tenants.build_id, token_id="t_x", name="corp")
         for headers in ({}, tenants.as_("ib_wrong_token"), {"Authorization": "Basic eDp5"}):
             response = tenants.client.request(method, path, headers=headers)
             assert response.status_code == 401, (method, path, response.text)
@@ -150,12 +155,14 @@ class TestTokens:
     def test_non_admin_routes_and_admin_routes(
         self, tenants: Tenants, method: str, template: str
     ) -> None:
-        path = template.format(token_id="t_x")
+        path = template.format(token_id="t_x", name="corp")
         kwargs: dict[str, object] = {"headers": tenants.as_(tenants.bob)}
         if template == "/api/v1/tokens" and method == "POST":
             kwargs["json"] = {"owner": "mallory", "admin": True}
         if template == "/api/v1/owner/webhook" and method == "PUT":
             kwargs["json"] = {"url": "https://hooks.example.com/imagebuilder"}
+        if template == "/api/v1/owner/indexes/{name}" and method == "PUT":
+            kwargs["json"] = {"url": "https://pypi.example.com/simple"}
         if template in ("/api/v1/builds", "/api/v1/plan") and method == "POST":
             kwargs["files"] = {"source": ("p.zip", zip_project("passing"))}
         response = tenants.client.request(method, path, **kwargs)  # type: ignore[arg-type]

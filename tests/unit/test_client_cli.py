@@ -432,6 +432,81 @@ class TestOtherCommands:
         assert "Revoked token t_1." in capsys.readouterr().out
 
 
+INDEX_URL = "https://pypi.corp.example/simple"
+INDEX: dict[str, Any] = {
+    "name": "corp",
+    "owner": "alice",
+    "url": INDEX_URL,
+    "default": False,
+    "has_credentials": True,
+    "created_at": "2026-12-02T10:00:00Z",
+    "updated_at": "2026-12-02T10:00:00Z",
+}
+
+
+class TestIndexes:
+    def test_put_reads_the_password_from_stdin_never_argv(
+        self,
+        server: FakeServer,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        server.on("PUT", "/api/v1/owner/indexes/corp", Reply.json(INDEX))
+        monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-from-stdin\n"))
+        argv = ["indexes", "put", "corp", INDEX_URL, "-u", "ci", "--password-stdin"]
+
+        assert run(server, *argv) == 0
+
+        sent = server.received[-1]
+        assert json.loads(sent.body) == {
+            "url": INDEX_URL,
+            "default": False,
+            "username": "ci",
+            "password": "s3cret-from-stdin",
+        }
+        out = capsys.readouterr().out
+        assert "corp" in out
+        assert "stored" in out
+        assert "s3cret" not in out
+
+    def test_put_prompts_for_the_password_without_echo(
+        self, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        server.on("PUT", "/api/v1/owner/indexes/corp", Reply.json(INDEX))
+        asked: list[dict[str, Any]] = []
+
+        def prompt(text: str, **options: Any) -> str:
+            asked.append(options)
+            return "typed-secret"
+
+        monkeypatch.setattr("typer.prompt", prompt)
+
+        assert run(server, "indexes", "put", "corp", INDEX_URL, "--username", "ci") == 0
+
+        assert asked == [{"hide_input": True, "err": True}]
+        assert json.loads(server.received[-1].body)["password"] == "typed-secret"
+
+    def test_put_without_username_sends_no_credentials(self, server: FakeServer) -> None:
+        server.on("PUT", "/api/v1/owner/indexes/mirror", Reply.json(INDEX | {"name": "mirror"}))
+
+        argv = ["indexes", "put", "mirror", INDEX_URL, "--default", "--owner", "_global"]
+        assert run(server, *argv) == 0
+
+        sent = server.received[-1]
+        assert json.loads(sent.body) == {"url": INDEX_URL, "default": True}
+        assert sent.query == {"owner": "_global"}
+
+    def test_list_and_delete(self, server: FakeServer, capsys: pytest.CaptureFixture[str]) -> None:
+        server.on("GET", "/api/v1/owner/indexes", Reply.json([INDEX]))
+        server.on("DELETE", "/api/v1/owner/indexes/corp", Reply(status=204))
+
+        assert run(server, "indexes", "list", "--json") == 0
+        assert json.loads(capsys.readouterr().out) == [INDEX]
+        assert run(server, "indexes", "delete", "corp", "--owner", "alice") == 0
+        assert "Removed package index corp." in capsys.readouterr().out
+        assert server.received[-1].query == {"owner": "alice"}
+
+
 class TestErrors:
     def test_unauthenticated_gets_a_hint(
         self, server: FakeServer, capsys: pytest.CaptureFixture[str]
