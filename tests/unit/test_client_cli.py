@@ -196,6 +196,37 @@ class TestSubmit:
         assert "Duration  30.0s" in captured.out
         assert "Packed 3 files" in captured.err
 
+    def test_a_reused_result_and_what_changed_are_in_the_summary(
+        self, server: FakeServer, project: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        server.on("POST", BUILDS, Reply.json(build("b_2"), status=202))
+        server.on("GET", f"{BUILDS}/b_2/logs", events_then_end("succeeded", "reused"))
+        summary = finished(
+            "succeeded",
+            reused_from="b_1",
+            changes={
+                "previous": "b_0",
+                "size_bytes_delta": 2048,
+                "packages": {
+                    "added": [{"type": "pypi", "name": "rich", "version": "13.0"}],
+                    "removed": [],
+                    "changed": [{"type": "pypi", "name": "flask", "from": "2.3", "to": "3.0"}],
+                },
+                "advisories": {"new": [], "fixed": [{"id": "GHSA-1", "package": "flask"}]},
+            },
+        )
+        server.on("GET", f"{BUILDS}/b_2", Reply.json(summary))
+
+        code = run(server, "submit", str(project), "--no-cache")
+
+        assert code == 0
+        out = capsys.readouterr().out
+        assert "Reused    the result of b_1 (same inputs; nothing rebuilt)" in out
+        assert "since b_0; size +2.0 KiB; packages 1 added, 0 removed, 1 changed" in out
+        assert "flask 2.3→3.0; advisories 0 new, 1 fixed" in out
+        (upload,) = server.requests_to("POST", BUILDS)
+        assert upload.multipart()["no_cache"] == b"true"
+
     def test_json_follow_keeps_stdout_for_the_final_build(
         self, server: FakeServer, project: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
