@@ -45,7 +45,7 @@ lint:
 	@$(SETUP) python-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy core app worker client tests
+	$(BIN)/mypy core app worker client tests bench migrations
 
 fmt:
 	@$(SETUP) python-deps
@@ -53,7 +53,7 @@ fmt:
 	$(BIN)/ruff check --fix .
 
 bench: setup migrate
-	@source scripts/local-env.sh && for script in bench/*; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
+	@source scripts/local-env.sh && for script in bench/*.py; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done
 
 lock:
 	@$(SETUP) python-deps

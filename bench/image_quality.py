@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Image quality of the generated Dockerfile against a naive one, for a Flask and a FastAPI app.
 
-    .venv/bin/python bench/image_quality [--keep]
+    .venv/bin/python bench/image_quality.py [--keep]
 
 For each fixture (tests/projects/flask_factory, tests/projects/fastapi_app), side by side:
 
