@@ -44,6 +44,7 @@ from core.manifests import (
     read_setup_cfg,
     read_setup_py,
 )
+from core.native import native_needs
 from core.pytest_config import plugin_needs, read_pytest_config
 from core.pyversion import NoPythonVersion, Statement, choose, file_pins, pin_of
 from core.requirements import RequirementsError, read_requirements
@@ -137,6 +138,11 @@ class Plan:
     # image after the build: an optional extension may fall back to pure Python silently).
     extension_modules: list[str] = field(default_factory=list)
     extensions_built: dict[str, bool] = field(default_factory=dict)
+    # Debian development packages the native code needs in the builder, each a group of
+    # alternatives ("libfoo-dev|foo-dev"; the first apt knows is installed), and what the build
+    # did with each: "installed <package>", "none <group>" (core/native.py).
+    system_packages: list[str] = field(default_factory=list)
+    system_packages_result: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,6 +204,8 @@ def detect(
         _scm_version(info, plan)
         _extension_modules(info, plan)
     _tests(info, plan, test_command)
+    if plan.dockerfile is None:
+        _system_packages(info, plan)
     _start(info, plan)
     plan.dockerignore = _dockerignore(info, plan)
     plan.requirements = _dedupe(plan.requirements)
@@ -397,6 +405,32 @@ def _extension_modules(info: _Project, plan: Plan) -> None:
         plan.reasons.append(
             f"native: extension modules {', '.join(plan.extension_modules)} (each is checked "
             "in the image: an optional one may fall back to pure Python)"
+        )
+
+
+def _system_packages(info: _Project, plan: Plan) -> None:
+    builds_native = plan.install_project and bool(
+        plan.extension_modules or (info.setup_py is not None and info.setup_py.has_ext_modules)
+    )
+    names = [
+        name
+        for name in (_name_of(line) for line in [*plan.requirements, *plan.test_requirements])
+        if name is not None
+    ]
+    needs = native_needs(
+        info.root,
+        project_name=info.name,
+        pyproject_tool=info.tool,
+        requirement_names=names,
+        builds_native=builds_native,
+    )
+    plan.system_packages = needs.packages
+    plan.reasons += needs.reasons
+    if needs.packages:
+        plan.reasons.append(
+            "system packages: installed with apt-get in the builder (the first of each group "
+            "that the Debian archive has); the runtime image gets the libraries the built "
+            "modules link"
         )
 
 

@@ -60,6 +60,7 @@ from core.junit import parse_junit, summarize
 from core.logs import LogSink, LogStream
 from core.models import Build
 from core.namespaces import cache_scope
+from core.native import NATIVE_RECORD_DIR
 from core.options import BuildOptions
 from core.provenance import image_labels
 from core.settings import MiB, Settings
@@ -321,6 +322,8 @@ class Pipeline:
         self._phase(Phase.SCANNING)
         self.watchdog.limit(self.settings.test_timeout_seconds)
         self._check_native_libraries(image_id)
+        if generated and (plan.system_packages or plan.extension_modules):
+            self._native_record(image_id, plan)
         if generated and plan.extension_modules:
             self._check_extensions(image_id, plan)
         if generated:
@@ -668,6 +671,31 @@ class Pipeline:
                 "wheel that bundles it.",
             )
         )
+
+    def _native_record(self, image_id: str, plan: Plan) -> None:
+        """What the builder installed for the native code, and what the runtime image added for
+        the libraries the compiled modules link (the files the generated Dockerfile leaves)."""
+        system = f"{NATIVE_RECORD_DIR}/system-packages.txt"
+        runtime = f"{NATIVE_RECORD_DIR}/runtime-packages.txt"
+        files = self.docker.read_image_files(image_id, [system, runtime], build_id=self.build_id)
+        lines = [line.strip() for line in (files[system] or "").splitlines() if line.strip()]
+        plan.system_packages_result = lines
+        for line in lines:
+            state, _, what = line.partition(" ")
+            if state == "installed":
+                self.say(f"system packages: {what} installed in the builder")
+            else:
+                warning = (
+                    f"system packages: no Debian package for {what.replace('|', ' or ')}"
+                    if state == "none"
+                    else f"system packages: {line}"
+                ) + " (a native extension that needs it is not built; see its check below)"
+                plan.warnings.append(warning)
+                self.say(f"warning: {warning}")
+        needed = (files[runtime] or "").split()
+        if needed:
+            self.say(f"native libraries: from Debian packages {', '.join(needed)} (in the image)")
+        self.fields["plan"] = plan.to_dict()
 
     def _check_extensions(self, image_id: str, plan: Plan) -> None:
         """Whether each declared extension module is in the installed package: optional ones

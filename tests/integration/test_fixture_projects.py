@@ -44,6 +44,10 @@ class Case:
     test_sources: list[str] | None = None
     # Extension modules and whether each was built.
     extensions: dict[str, bool] = field(default_factory=dict)
+    # What the builder installed for the native code (plan.system_packages_result).
+    system_packages: list[str] = field(default_factory=list)
+    # Debian packages the runtime image holds for the libraries the compiled modules link.
+    runtime_packages: str | None = None
 
 
 CASES = [
@@ -137,6 +141,16 @@ CASES = [
         warning="native extensions: quickcount._speedups was not built",
         extensions={"quickcount._speedups": False},
     ),
+    # An optional extension linking libyaml: libyaml-dev in the builder (from libraries=["yaml"]),
+    # libyaml's runtime package in the image, and the extension built.
+    Case(
+        "optional_native_library",
+        ["python"],
+        (1, 0, 0, 0),
+        extensions={"yamlver._libyaml": True},
+        system_packages=["installed libyaml-dev"],
+        runtime_packages="libyaml-0-2",
+    ),
     # A workspace member and a path dependency: built from the source, not exported.
     Case("uv_workspace", ["python", "main.py"], (2, 0, 0, 0), dependency_source="uv.lock"),
     # hatch-vcs without .git: the version PKG-INFO records (the tests check it).
@@ -168,6 +182,9 @@ class TestFixtureProjects:
         if case.dependency_source is not None:
             assert plan["dependency_source"] == case.dependency_source
         assert plan["extensions_built"] == case.extensions
+        assert plan["system_packages_result"] == case.system_packages
+        if case.runtime_packages is not None:
+            assert f"native libraries: from Debian packages {case.runtime_packages}" in outcome.log
         if case.extensions:
             assert plan["extension_modules"] == list(case.extensions)
         if case.test_sources is not None:
@@ -205,7 +222,19 @@ class TestFixtureProjects:
 
 class TestProjectFaultsAfterTheTests:
     def test_missing_native_library_is_named(self, builder: Builder) -> None:
-        outcome = builder.run(builder.submit("native_missing"))
+        # Its own Dockerfile compiles the module in one stage and leaves the library it links
+        # out of the final one (a generated Dockerfile installs it: see optional_native_library).
+        settings = builder.settings
+        outcome = builder.run(
+            builder.submit(
+                "native_missing",
+                build_args={
+                    "BUILDER": settings.builder_image("3.11"),
+                    "BASE": settings.runtime_image("3.11"),
+                },
+                test_command="python3 -m unittest discover -s tests -v",
+            )
+        )
 
         assert outcome.build.status is BuildStatus.FAILED, outcome.log
         assert outcome.build.error_code == "missing_native_library"
