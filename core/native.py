@@ -355,7 +355,8 @@ def install_script(groups: list[str]) -> str:
         "apt-get $ca install -y -qq --no-install-recommends $want >/dev/null "
         '|| echo "failed apt-get install$want" >> $out; fi; '
         'else echo "failed apt-get update" >> $out; fi; '
-        "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; sed 's/^/imagebuilder-system-packages: /' $out"
+        "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; "
+        "sed 's/^/imagebuilder-system-packages: /' $out"
     )
 
 

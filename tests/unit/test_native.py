@@ -114,4 +114,4 @@ def test_well_known_projects_and_source_only_requirements(tmp_path: Path) -> Non
 def test_the_install_script_quotes_only_valid_package_names() -> None:
     script = install_script(["libyaml-dev", "libfoo-dev|foo-dev", "bad'; rm -rf /"])
     assert "for group in 'libyaml-dev' 'libfoo-dev|foo-dev'; do" in script
-    assert "rm -rf /;" not in script and "bad" not in script
+    assert "bad" not in script
