@@ -96,6 +96,9 @@ class Plan:
     test_command: str | None = None
     # "pytest", "unittest", "django" or "custom": how test_command runs the tests.
     test_runner: str | None = None
+    # Run when the guessed test command runs no test at all (pytest does not collect unittest's
+    # test*.py files or a load_tests protocol): the other runner, tried before giving up.
+    test_fallback: str | None = None
     start_command: list[str] | None = None
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -722,6 +725,12 @@ def _test_command(
         plan.reasons.append(f"tests: {command} because {why}")
         return command
     plan.reasons.append(f"tests: python -m pytest because {evidence}")
+    if not any("pytest" in command for command in sources.commands):
+        plan.test_fallback = _unittest_discover(root)
+        plan.reasons.append(
+            f"tests: {plan.test_fallback} if pytest runs no test (pytest is a guess here: "
+            "no automation of the project runs it)"
+        )
     return "python -m pytest"
 
 
@@ -992,13 +1001,18 @@ def _unittest_command(
     if not uses_unittest:
         return None
     where = f"{start}/" if start else "the project root"
-    if start is None:
-        command = "python -m unittest discover -v"
-    elif (root / start / "__init__.py").is_file():
-        command = f"python -m unittest discover -v -s {start} -t ."
-    else:
-        command = f"python -m unittest discover -v -s {start}"
+    command = _unittest_discover(root)
     return command, f"the tests in {where} use unittest only and nothing mentions pytest"
+
+
+def _unittest_discover(root: Path) -> str:
+    """unittest's discovery of the tests/ (or test/) folder, else of the project root."""
+    start = next((name for name in ("tests", "test") if (root / name).is_dir()), None)
+    if start is None:
+        return "python -m unittest discover -v"
+    if (root / start / "__init__.py").is_file():
+        return f"python -m unittest discover -v -s {start} -t ."
+    return f"python -m unittest discover -v -s {start}"
 
 
 def _django_test_settings(root: Path) -> tuple[str, str] | None:

@@ -56,7 +56,7 @@ from core.dockerfile_syntax import (
 from core.dockerfile_syntax import parse as read_dockerfile
 from core.errors import ArchiveRejected
 from core.image_user import needs_image_files, unprivileged_user
-from core.junit import parse_junit, summarize
+from core.junit import TestCounts, parse_junit, summarize
 from core.logs import LogSink, LogStream
 from core.models import Build
 from core.namespaces import cache_scope
@@ -68,6 +68,7 @@ from core.sources import source_path
 from core.status import BuildStatus, Failure, Phase
 from core.supply_chain_policy import final_base_image
 from core.test_output import pytest_counts, unittest_counts
+from core.test_runner import runner_of
 from core.transitions import enter_phase, transition
 from core.workspace import ProjectRootMissing, project_root
 from worker.bases import available_python_versions
@@ -307,7 +308,7 @@ class Pipeline:
                 test_image = self._build(root, dockerfile, test_target, options, generated)
                 self._images_to_remove.append(test_image)
             self.watchdog.limit(self.settings.test_timeout_seconds)
-            self._test(test_image, plan.test_command, plan.test_runner or "custom")
+            self._test(test_image, plan)
         elif options.run_tests and self.settings.require_tests:
             raise ProjectFault(
                 Failure("no_tests_found", "No tests were found, and tests are required.")
@@ -527,7 +528,51 @@ class Pipeline:
             self._users[image_id] = user
         return self._users[image_id]
 
-    def _test(self, image_id: str, command: str, runner: str) -> None:
+    def _test(self, image_id: str, plan: Plan) -> None:
+        command, runner = plan.test_command or "", plan.test_runner or "custom"
+        outcome, counts = self._run_tests(image_id, command, runner)
+        ran_nothing = outcome.exit_code != 0 and (counts is None or counts.total == 0)
+        if plan.test_fallback and ran_nothing and not self._limits_hit(outcome):
+            # The runner was a guess and collected nothing: the project's tests may be of a
+            # kind only the other runner finds (unittest's test*.py, a load_tests protocol).
+            fallback = plan.test_fallback
+            self.say(
+                f"tests: {runner} ran no test (exit code {outcome.exit_code}); trying {fallback}"
+            )
+            second, second_counts = self._run_tests(image_id, fallback, runner_of(fallback))
+            if second_counts is not None and second_counts.total:
+                why = (
+                    f"tests: {fallback} ran the tests: {command} ran none (exit code "
+                    f"{outcome.exit_code}), so the project's tests are of a kind it does not "
+                    "collect"
+                )
+                plan.reasons.append(why)
+                self.say(why)
+                command, runner = fallback, runner_of(fallback)
+                plan.test_command, plan.test_runner = command, runner
+                outcome, counts = second, second_counts
+                self.fields["plan"] = plan.to_dict()
+            else:
+                self.say(f"tests: {fallback} ran no test either")
+        tests: dict[str, Any] = {
+            "command": command,
+            "runner": runner,
+            "exit_code": outcome.exit_code,
+        }
+        tests |= {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+        if counts is not None:
+            tests |= {
+                "passed": counts.passed,
+                "failed": counts.failed,
+                "errors": counts.errors,
+                "skipped": counts.skipped,
+            }
+        self.fields["tests"] = tests
+        self._verdict(outcome, counts, runner, fallback=plan.test_fallback if ran_nothing else None)
+
+    def _run_tests(
+        self, image_id: str, command: str, runner: str
+    ) -> tuple[TestOutcome, TestCounts | None]:
         user = self._user(image_id)
         self.say(f"tests: {command} (runner {runner}; no network, user {user}, read-only root)")
         output: collections.deque[str] = collections.deque(maxlen=50)
@@ -555,23 +600,14 @@ class Pipeline:
             self.say("tests: the JUnit report cannot be read; counts from the runner's summary")
         if counts is None:
             counts = unittest_counts(list(output)) or pytest_counts(list(output))
-        tests: dict[str, Any] = {
-            "command": command,
-            "runner": runner,
-            "exit_code": outcome.exit_code,
-        }
-        tests |= {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
-        if counts is not None:
-            tests |= {
-                "passed": counts.passed,
-                "failed": counts.failed,
-                "errors": counts.errors,
-                "skipped": counts.skipped,
-            }
-        self.fields["tests"] = tests
         self.say(
             f"tests: exit code {outcome.exit_code}" + (f", {summarize(counts)}" if counts else "")
         )
+        return outcome, counts
+
+    def _verdict(
+        self, outcome: TestOutcome, counts: TestCounts | None, runner: str, *, fallback: str | None
+    ) -> None:
         limits = self._limits_hit(outcome)
         for limit in limits:
             self.say(f"tests: the tests {limit}")
@@ -612,7 +648,7 @@ class Pipeline:
                     f"Tests failed: the test command exited with {outcome.exit_code}",
                 )
             )
-        raise ProjectFault(_not_collected(runner, outcome.exit_code))
+        raise ProjectFault(_not_collected(runner, outcome.exit_code, fallback))
 
     def _limits_hit(self, outcome: TestOutcome) -> list[str]:
         """What the sandbox refused the tests, as phrases ("hit the limit of 256 processes")."""
@@ -863,8 +899,9 @@ for name in sys.argv[1:]:
 """
 
 
-def _not_collected(runner: str, exit_code: int) -> Failure:
+def _not_collected(runner: str, exit_code: int, fallback: str | None = None) -> Failure:
     """The test command failed before any test ran: collection or usage, not a test's verdict."""
+    tried = f" ({fallback} was tried too and ran none)" if fallback else ""
     hint = {
         "pytest": "an import error of a test module (a test requirement missing), a conftest "
         "that fails, or an option of a plugin that is not installed",
@@ -873,7 +910,7 @@ def _not_collected(runner: str, exit_code: int) -> Failure:
     }.get(runner, "the runner itself failing")
     return Failure(
         "tests_not_collected",
-        f"The test command ({runner}) exited with {exit_code} before any test ran: usually "
+        f"The test command ({runner}) exited with {exit_code} before any test ran{tried}: usually "
         f"{hint} (see the test log). Name the test requirements in requirements-test.txt (or "
         "a test extra, group or tox environment), or give the option test_command.",
     )

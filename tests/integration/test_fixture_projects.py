@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from core.settings import Settings
 from core.status import BuildStatus
+from tests.conftest import PROJECTS
 from tests.integration.builder import Builder, builder_for
 from worker.docker_engine import DockerEngine
 
@@ -48,6 +49,8 @@ class Case:
     system_packages: list[str] = field(default_factory=list)
     # Debian packages the runtime image holds for the libraries the compiled modules link.
     runtime_packages: str | None = None
+    # The start of a reason the plan must give (with the reason also in the log).
+    reason: str | None = None
 
 
 CASES = [
@@ -151,6 +154,25 @@ CASES = [
         system_packages=["installed libyaml-dev"],
         runtime_packages="libyaml-0-2",
     ),
+    # Test requirements named only by the CI workflow's test job (a file, an extra); the
+    # requirements-dev.txt beside it names a package that does not exist: it is not installed.
+    Case(
+        "ci_workflow",
+        ["python"],
+        (2, 0, 0, 0),
+        test_sources=[".github/workflows/tests.yml job 'test'", "ci/test-deps.txt"],
+    ),
+    # pytest is declared, so it runs first, and collects nothing (unittest's testtitle.py):
+    # unittest discovery, the fallback, runs the tests.
+    Case(
+        "unittest_fallback",
+        ["python"],
+        (2, 0, 0, 0),
+        test_command="python -m unittest discover -v -s tests",
+        runner="unittest",
+        reason="tests: python -m unittest discover -v -s tests ran the tests: python -m pytest "
+        "ran none (exit code 5)",
+    ),
     # A workspace member and a path dependency: built from the source, not exported.
     Case("uv_workspace", ["python", "main.py"], (2, 0, 0, 0), dependency_source="uv.lock"),
     # hatch-vcs without .git: the version PKG-INFO records (the tests check it).
@@ -189,6 +211,10 @@ class TestFixtureProjects:
             assert plan["extension_modules"] == list(case.extensions)
         if case.test_sources is not None:
             assert plan["test_sources"] == case.test_sources
+        if case.reason is not None:
+            reason = next((r for r in plan["reasons"] if r.startswith(case.reason)), None)
+            assert reason is not None, plan["reasons"]
+            assert reason in outcome.log
         if case.warning is not None:
             assert any(case.warning in warning for warning in plan["warnings"]), plan["warnings"]
             assert f"warning: {case.warning}" in outcome.log
@@ -262,6 +288,39 @@ class TestProjectFaultsAfterTheTests:
         assert "give the option test_command" in message
         assert outcome.build.tests is not None
         assert outcome.build.tests["runner"] == "pytest"
+
+    def test_extension_whose_library_has_no_package_is_reported_not_built(
+        self, builder: Builder
+    ) -> None:
+        # optional_native_library with a library name that no Debian package provides: nothing
+        # to install, the extension falls back to pure Python, and both are warnings.
+        root = PROJECTS / "optional_native_library"
+        files = {
+            path.relative_to(root).as_posix(): path.read_text(encoding="utf-8")
+            for path in sorted(root.rglob("*"))
+            if path.is_file()
+        }
+        assert 'libraries=["yaml"]' in files["setup.py"]
+        files["setup.py"] = files["setup.py"].replace(
+            'libraries=["yaml"]', 'libraries=["imagebuilderabsent"]'
+        )
+        outcome = builder.run(builder.submit_files(files, owner="tester"))
+
+        assert outcome.build.status is BuildStatus.SUCCEEDED, outcome.log
+        plan = outcome.build.plan or {}
+        group = "libimagebuilderabsent-dev|imagebuilderabsent-dev"
+        assert plan["system_packages"] == [group]
+        assert plan["system_packages_result"] == [f"none {group}"]
+        assert plan["extensions_built"] == {"yamlver._libyaml": False}
+        missing = next(w for w in plan["warnings"] if w.startswith("system packages:"))
+        assert missing.startswith(
+            "system packages: no Debian package for libimagebuilderabsent-dev or "
+            "imagebuilderabsent-dev"
+        )
+        assert f"warning: {missing}" in outcome.log
+        assert "warning: native extensions: yamlver._libyaml was not built" in outcome.log
+        assert outcome.build.tests is not None
+        assert outcome.build.tests["passed"] == 1
 
     def test_guessed_start_that_cannot_start_is_a_warning(self, builder: Builder) -> None:
         outcome = builder.run(builder.submit("boot_crash"))
