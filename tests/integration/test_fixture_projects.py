@@ -173,6 +173,15 @@ CASES = [
         reason="tests: python -m unittest discover -v -s tests ran the tests: python -m pytest "
         "ran none (exit code 5)",
     ),
+    # uv's default-groups "all": every group but the linters' (an include followed); a tab
+    # before a requirement's comment; a patch-level requires-python.
+    Case(
+        "uv_default_groups",
+        ["python", "app.py"],
+        (2, 0, 0, 0),
+        warning="requires-python '>=3.11.1,<3.11.99' allows only some 3.11.x releases",
+        reason="test dependencies: groups lint of [tool.uv] default-groups skipped",
+    ),
     # A workspace member and a path dependency: built from the source, not exported.
     Case("uv_workspace", ["python", "main.py"], (2, 0, 0, 0), dependency_source="uv.lock"),
     # hatch-vcs without .git: the version PKG-INFO records (the tests check it).
@@ -321,6 +330,15 @@ class TestProjectFaultsAfterTheTests:
         assert "warning: native extensions: yamlver._libyaml was not built" in outcome.log
         assert outcome.build.tests is not None
         assert outcome.build.tests["passed"] == 1
+
+    def test_variable_in_a_requirement_include_says_what_to_write(self, builder: Builder) -> None:
+        files = {"requirements.txt": "-r ${REQS}/base.txt\n", "app.py": "print('hi')\n"}
+        outcome = builder.run(builder.submit_files(files, owner="tester"))
+
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "project_invalid"
+        assert "names the environment variable REQS" in (outcome.build.error_message or "")
+        assert "docker build" not in outcome.log
 
     def test_guessed_start_that_cannot_start_is_a_warning(self, builder: Builder) -> None:
         outcome = builder.run(builder.submit("boot_crash"))
