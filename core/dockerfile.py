@@ -15,6 +15,8 @@ Stages, each cached on its own inputs:
     source       the project's files, compiled to bytecode leniently: a file that does not
                  compile (a Python 2 script in tools/) stays source and fails only if imported.
     test-deps    the dependencies plus the test dependencies
+    native       only for native code: the Debian packages owning the libraries the compiled
+                 modules link (the development packages go into `tools`, core/native.py)
     runtime      slim base + the venv + the wheel installed + the source, non-root: the image
                  that is tagged. No compilers, no tools, no caches.
     test         runtime + the test dependencies: where the tests run
