@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import shutil
 import socket
 import time
@@ -229,6 +230,7 @@ class Pipeline:
         self._users: dict[str, str] = {}
         self.owner = ""
         self._phase_span: trace.Span | None = None
+        self._test_tail: list[str] = []
 
     # --- entry ---------------------------------------------------------------------------------
 
@@ -603,6 +605,7 @@ class Pipeline:
         self.say(
             f"tests: exit code {outcome.exit_code}" + (f", {summarize(counts)}" if counts else "")
         )
+        self._test_tail = list(output)
         return outcome, counts
 
     def _verdict(
@@ -639,7 +642,13 @@ class Pipeline:
             self.say("tests: none collected; not required")
             return
         if counts is not None and counts.total:
-            raise ProjectFault(Failure("tests_failed", f"Tests failed: {summarize(counts)}"))
+            raise ProjectFault(
+                Failure(
+                    "tests_failed",
+                    f"Tests failed: {summarize(counts)}"
+                    + (_service_hint(self._test_tail) if counts.passed == 0 else ""),
+                )
+            )
         if runner == "custom" and counts is None:
             # A runner of its own may print no counts: its exit code is its verdict.
             raise ProjectFault(
@@ -897,6 +906,28 @@ for name in sys.argv[1:]:
     built = origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
     print("imagebuilder-extension", name, "built" if built else "missing", origin or "-")
 """
+
+
+# What a test that needs a service (a database, a cache, the network) prints when it has none.
+_NO_SERVICE = re.compile(
+    r"Connection refused|could not connect to server|Cannot assign requested address|"
+    r"Temporary failure in name resolution|Name or service not known|Network is unreachable",
+    re.IGNORECASE,
+)
+
+
+def _service_hint(tail: list[str]) -> str:
+    """Why no test passed, when the output says a connection failed: tests run with no network
+    and no services."""
+    line = next((line.strip() for line in reversed(tail) if _NO_SERVICE.search(line)), None)
+    if line is None:
+        return ""
+    return (
+        f". No test passed, and the output shows a failed connection ({line[:200]}): the tests "
+        "run without network or services (databases, caches). Make them use an in-process "
+        "substitute (SQLite, a fake) when the service is absent, or give the option "
+        "test_command to run the tests that need none."
+    )
 
 
 def _not_collected(runner: str, exit_code: int, fallback: str | None = None) -> Failure:

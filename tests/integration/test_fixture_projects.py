@@ -340,6 +340,23 @@ class TestProjectFaultsAfterTheTests:
         assert "names the environment variable REQS" in (outcome.build.error_message or "")
         assert "docker build" not in outcome.log
 
+    def test_tests_that_need_a_service_say_so(self, builder: Builder) -> None:
+        # As a suite whose every test needs a PostgreSQL server: the sandbox has none.
+        files = {
+            "requirements-test.txt": "pytest\n",
+            "tests/test_db.py": "import socket\n\n\n"
+            "def test_query():\n"
+            "    socket.create_connection(('127.0.0.1', 5432), timeout=5).close()\n",
+        }
+        outcome = builder.run(builder.submit_files(files, owner="tester"))
+
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "tests_failed"
+        message = outcome.build.error_message or ""
+        assert message.startswith("Tests failed: 1 failed. No test passed, and the output shows")
+        assert "Connection refused" in message
+        assert "the tests run without network or services" in message
+
     def test_guessed_start_that_cannot_start_is_a_warning(self, builder: Builder) -> None:
         outcome = builder.run(builder.submit("boot_crash"))
 
