@@ -648,6 +648,8 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
         for extra in test_extras:
             if extra in info.setup_cfg.extras_require:
                 add(info.setup_cfg.extras_require[extra], f"setup.cfg extras_require {extra}")
+    if info.setup_py is not None and info.setup_py.tests_require:
+        add(info.setup_py.tests_require, "setup.py tests_require")
     if info.setup_py is not None and info.setup_py.extras_require:
         for extra in test_extras:
             if extra in info.setup_py.extras_require:

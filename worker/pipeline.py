@@ -88,6 +88,8 @@ from worker.supply_chain import base_image_digest, base_image_gate, publish_imag
 log = logging.getLogger(__name__)
 
 PYTEST_NO_TESTS = 5
+# pytest's exit code when collection errors (or a keyboard interrupt) stopped the session.
+PYTEST_INTERRUPTED = 2
 GENERATED_DOCKERFILE = "Dockerfile.imagebuilder"
 # The project's own Dockerfile as built (cache mounts scoped), beside the context, not in it.
 OWN_DOCKERFILE = "Dockerfile.project"
@@ -641,6 +643,13 @@ class Pipeline:
                 )
             self.say("tests: none collected; not required")
             return
+        # Errors while collecting stop pytest (exit code 2) before any test runs; when they are
+        # imports of modules not installed, a test requirement is missing (a syntax error in
+        # the code stays a failure of the tests).
+        interrupted = runner == "pytest" and outcome.exit_code == PYTEST_INTERRUPTED
+        nothing_ran = counts is not None and counts.passed == 0 and counts.failed == 0
+        if interrupted and nothing_ran and _missing_modules(self._test_tail):
+            raise ProjectFault(_not_collected(runner, outcome.exit_code, fallback, self._test_tail))
         if counts is not None and counts.total:
             raise ProjectFault(
                 Failure(
@@ -916,6 +925,14 @@ _NO_SERVICE = re.compile(
 )
 
 
+_NO_MODULE = re.compile(r"No module named '([A-Za-z0-9_.]+)'")
+
+
+def _missing_modules(tail: list[str]) -> list[str]:
+    """Top-level modules an ImportError in the output names as not installed."""
+    return sorted({m.group(1).split(".")[0] for line in tail for m in _NO_MODULE.finditer(line)})
+
+
 def _service_hint(tail: list[str]) -> str:
     """Why no test passed, when the output says a connection failed: tests run with no network
     and no services."""
@@ -930,9 +947,17 @@ def _service_hint(tail: list[str]) -> str:
     )
 
 
-def _not_collected(runner: str, exit_code: int, fallback: str | None = None) -> Failure:
+def _not_collected(
+    runner: str, exit_code: int, fallback: str | None = None, tail: list[str] | None = None
+) -> Failure:
     """The test command failed before any test ran: collection or usage, not a test's verdict."""
     tried = f" ({fallback} was tried too and ran none)" if fallback else ""
+    missing = _missing_modules(tail or [])
+    if missing:
+        tried += (
+            f"; the tests import {', '.join(missing)}, which is not installed: add the package "
+            "that provides it to the test requirements"
+        )
     hint = {
         "pytest": "an import error of a test module (a test requirement missing), a conftest "
         "that fails, or an option of a plugin that is not installed",

@@ -340,6 +340,19 @@ class TestProjectFaultsAfterTheTests:
         assert "names the environment variable REQS" in (outcome.build.error_message or "")
         assert "docker build" not in outcome.log
 
+    def test_a_test_module_importing_what_is_not_installed_names_it(self, builder: Builder) -> None:
+        files = {
+            "requirements-test.txt": "pytest\n",
+            "tests/test_a.py": "def test_a():\n    assert True\n",
+            "tests/test_b.py": "import imagebuilder_absent_module\n\n\ndef test_b():\n    pass\n",
+        }
+        outcome = builder.run(builder.submit_files(files, owner="tester"))
+
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "tests_not_collected"
+        message = outcome.build.error_message or ""
+        assert "the tests import imagebuilder_absent_module, which is not installed" in message
+
     def test_tests_that_need_a_service_say_so(self, builder: Builder) -> None:
         # As a suite whose every test needs a PostgreSQL server: the sandbox has none.
         files = {
