@@ -44,6 +44,7 @@ from core.manifests import (
     read_setup_cfg,
     read_setup_py,
 )
+from core.native import native_needs
 from core.pytest_config import plugin_needs, read_pytest_config
 from core.pyversion import NoPythonVersion, Statement, choose, file_pins, pin_of
 from core.requirements import RequirementsError, read_requirements
@@ -95,6 +96,9 @@ class Plan:
     test_command: str | None = None
     # "pytest", "unittest", "django" or "custom": how test_command runs the tests.
     test_runner: str | None = None
+    # Run when the guessed test command runs no test at all (pytest does not collect unittest's
+    # test*.py files or a load_tests protocol): the other runner, tried before giving up.
+    test_fallback: str | None = None
     start_command: list[str] | None = None
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -137,6 +141,11 @@ class Plan:
     # image after the build: an optional extension may fall back to pure Python silently).
     extension_modules: list[str] = field(default_factory=list)
     extensions_built: dict[str, bool] = field(default_factory=dict)
+    # Debian development packages the native code needs in the builder, each a group of
+    # alternatives ("libfoo-dev|foo-dev"; the first apt knows is installed), and what the build
+    # did with each: "installed <package>", "none <group>" (core/native.py).
+    system_packages: list[str] = field(default_factory=list)
+    system_packages_result: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,6 +207,8 @@ def detect(
         _scm_version(info, plan)
         _extension_modules(info, plan)
     _tests(info, plan, test_command)
+    if plan.dockerfile is None:
+        _system_packages(info, plan)
     _start(info, plan)
     plan.dockerignore = _dockerignore(info, plan)
     plan.requirements = _dedupe(plan.requirements)
@@ -397,6 +408,32 @@ def _extension_modules(info: _Project, plan: Plan) -> None:
         plan.reasons.append(
             f"native: extension modules {', '.join(plan.extension_modules)} (each is checked "
             "in the image: an optional one may fall back to pure Python)"
+        )
+
+
+def _system_packages(info: _Project, plan: Plan) -> None:
+    builds_native = plan.install_project and bool(
+        plan.extension_modules or (info.setup_py is not None and info.setup_py.has_ext_modules)
+    )
+    names = [
+        name
+        for name in (_name_of(line) for line in [*plan.requirements, *plan.test_requirements])
+        if name is not None
+    ]
+    needs = native_needs(
+        info.root,
+        project_name=info.name,
+        pyproject_tool=info.tool,
+        requirement_names=names,
+        builds_native=builds_native,
+    )
+    plan.system_packages = needs.packages
+    plan.reasons += needs.reasons
+    if needs.packages:
+        plan.reasons.append(
+            "system packages: installed with apt-get in the builder (the first of each group "
+            "that the Debian archive has); the runtime image gets the libraries the built "
+            "modules link"
         )
 
 
@@ -611,6 +648,8 @@ def _tests(info: _Project, plan: Plan, test_command: str | None) -> None:
         for extra in test_extras:
             if extra in info.setup_cfg.extras_require:
                 add(info.setup_cfg.extras_require[extra], f"setup.cfg extras_require {extra}")
+    if info.setup_py is not None and info.setup_py.tests_require:
+        add(info.setup_py.tests_require, "setup.py tests_require")
     if info.setup_py is not None and info.setup_py.extras_require:
         for extra in test_extras:
             if extra in info.setup_py.extras_require:
@@ -688,6 +727,12 @@ def _test_command(
         plan.reasons.append(f"tests: {command} because {why}")
         return command
     plan.reasons.append(f"tests: python -m pytest because {evidence}")
+    if not any("pytest" in command for command in sources.commands):
+        plan.test_fallback = _unittest_discover(root)
+        plan.reasons.append(
+            f"tests: {plan.test_fallback} if pytest runs no test (pytest is a guess here: "
+            "no automation of the project runs it)"
+        )
     return "python -m pytest"
 
 
@@ -958,13 +1003,18 @@ def _unittest_command(
     if not uses_unittest:
         return None
     where = f"{start}/" if start else "the project root"
-    if start is None:
-        command = "python -m unittest discover -v"
-    elif (root / start / "__init__.py").is_file():
-        command = f"python -m unittest discover -v -s {start} -t ."
-    else:
-        command = f"python -m unittest discover -v -s {start}"
+    command = _unittest_discover(root)
     return command, f"the tests in {where} use unittest only and nothing mentions pytest"
+
+
+def _unittest_discover(root: Path) -> str:
+    """unittest's discovery of the tests/ (or test/) folder, else of the project root."""
+    start = next((name for name in ("tests", "test") if (root / name).is_dir()), None)
+    if start is None:
+        return "python -m unittest discover -v"
+    if (root / start / "__init__.py").is_file():
+        return f"python -m unittest discover -v -s {start} -t ."
+    return f"python -m unittest discover -v -s {start}"
 
 
 def _django_test_settings(root: Path) -> tuple[str, str] | None:

@@ -15,6 +15,8 @@ Stages, each cached on its own inputs:
     source       the project's files, compiled to bytecode leniently: a file that does not
                  compile (a Python 2 script in tools/) stays source and fails only if imported.
     test-deps    the dependencies plus the test dependencies
+    native       only for native code: the Debian packages owning the libraries the compiled
+                 modules link (the development packages go into `tools`, core/native.py)
     runtime      slim base + the venv + the wheel installed + the source, non-root: the image
                  that is tagged. No compilers, no tools, no caches.
     test         runtime + the test dependencies: where the tests run
@@ -32,6 +34,7 @@ import json
 from dataclasses import dataclass
 
 from core.detect import Plan
+from core.native import RUNTIME_INSTALL, RUNTIME_PACKAGES_SCRIPT, install_script
 from core.package_indexes import ENV_SECRET_ID, NETRC_SECRET_ID
 
 GENERATED_DIR = ".imagebuilder"
@@ -173,7 +176,23 @@ def render(
         "|| echo 'imagebuilder: the files above do not compile; they stay source'",
     ]
     lines += _test_deps_stage(plan, venv_stage, constraints)
-    lines += _runtime_stage(plan, bases, venv_stage, builds_wheels)
+    native = needs_tools and bool(plan.system_packages or plan.extension_modules)
+    if native:
+        lines += [
+            "",
+            "# Stage native: the Debian packages of the libraries the compiled modules link.",
+            f"FROM {venv_stage} AS native",
+            f"COPY {GENERATED_DIR}/runtime_packages.py /tmp/imagebuilder/",
+            "RUN"
+            + (
+                " --mount=type=bind,from=wheel,source=/wheels,target=/wheels"
+                if builds_wheels
+                else ""
+            )
+            + " python3 /tmp/imagebuilder/runtime_packages.py",
+        ]
+        files[f"{GENERATED_DIR}/runtime_packages.py"] = RUNTIME_PACKAGES_SCRIPT
+    lines += _runtime_stage(plan, bases, venv_stage, builds_wheels, native)
     lines += [
         "",
         "# Stage test: the runtime image plus the test dependencies.",
@@ -209,6 +228,11 @@ def _tools_stage(plan: Plan, bases: BaseImages) -> list[str]:
             installs=True,
         ),
     ]
+    if plan.system_packages:
+        # What the native code compiles against (core/native.py), before anything is built.
+        lines.append(
+            f"RUN --mount=type=secret,id={CA_SECRET_ID} {install_script(plan.system_packages)}"
+        )
     if plan.lock_tool in LOCK_TOOLS:
         packages = " ".join(LOCK_TOOLS[plan.lock_tool])
         lines.append(_uv(f"uv pip install --python {TOOLS_DIR}/bin/python {packages}"))
@@ -338,7 +362,7 @@ def _test_deps_stage(plan: Plan, venv_stage: str, constraints: str) -> list[str]
 
 
 def _runtime_stage(
-    plan: Plan, bases: BaseImages, venv_stage: str, builds_wheels: bool
+    plan: Plan, bases: BaseImages, venv_stage: str, builds_wheels: bool, native: bool
 ) -> list[str]:
     web = plan.start_kind == "web" and plan.port is not None
     env = "ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 VIRTUAL_ENV=/opt/venv "
@@ -359,6 +383,11 @@ def _runtime_stage(
         f" && echo 'app:x:{APP_UID}:' >> /etc/group",
         f"COPY --from={venv_stage} /opt/venv /opt/venv",
     ]
+    if native:
+        lines.append(
+            "RUN --mount=type=bind,from=native,source=/meta,target=/meta"
+            f" --mount=type=secret,id={CA_SECRET_ID} {RUNTIME_INSTALL}"
+        )
     if builds_wheels:
         # uv comes from the tools stage through a bind mount: it never lands in the image.
         # compileall then writes bytecode for the new files only (the rest is up to date).

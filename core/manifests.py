@@ -56,6 +56,8 @@ class SetupCall:
     name: str | None = None
     install_requires: list[str] | None = None
     extras_require: dict[str, list[str]] | None = None
+    # setuptools' legacy declaration of the test requirements (`python setup.py test`).
+    tests_require: list[str] | None = None
     python_requires: str | None = None
     console_scripts: dict[str, str] = field(default_factory=dict)
     has_ext_modules: bool = False
@@ -140,6 +142,8 @@ def _apply_setup_keyword(result: SetupCall, name: str, value: Any) -> None:
         result.name = value
     elif name == "install_requires":
         result.install_requires = _requirement_list(value)
+    elif name == "tests_require":
+        result.tests_require = _requirement_list(value)
     elif name == "extras_require" and isinstance(value, dict):
         result.extras_require = {
             str(key): _requirement_list(item) or [] for key, item in value.items()

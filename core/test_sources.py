@@ -6,6 +6,8 @@ Order of preference:
                its deps (with -r/-c files followed), extras and commands
     nox        the test session of noxfile.py (read with `ast`): session.install(...) arguments
                and session.run(...) commands
+    CI         the test job of a GitHub Actions workflow or .gitlab-ci.yml (core/ci_workflows.py):
+               its `pip install` arguments and test commands
     files      test requirement files by name, with any suffix (.txt, .in, .pip or none):
                tests/requirements*, requirements/{test,tests,testing,dev,...}, requirements-test*,
                test-requirements*, ...
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from core.ci_workflows import ci_test_job
 from core.requirements import RequirementsError, read_requirements
 from core.tox import ToxConfig, ToxError, env, factors_of, read_tox, test_env_names
 
@@ -204,6 +207,8 @@ def find_test_sources(root: Path, *, python: str) -> TestSources:
         _from_tox(root, tox, python, result)
     if result.automation is None and (root / "noxfile.py").is_file():
         _from_nox(root, result)
+    if result.automation is None:
+        _from_ci(root, result)
     nearby = _test_requirement_files(root)
     if result.files:
         for name in nearby:
@@ -340,6 +345,31 @@ def _read_file(
     what = "constraints" if constraint else "requirements"
     via = "" if origin == relative else f" (named by {origin})"
     result.reasons.append(f"test dependencies: {' + '.join(read.files)}{via} as {what}")
+
+
+# --- CI ---------------------------------------------------------------------------------------
+
+
+def _from_ci(root: Path, result: TestSources) -> None:
+    job = ci_test_job(
+        root,
+        runs_tests=lambda command: bool(_RUNNERS.search(command)),
+        not_for_tests=is_not_for_tests,
+    )
+    if job is None:
+        return
+    result.automation = job.label
+    result.commands = job.commands
+    result.reasons.append(
+        f"test dependencies: {job.label} (it runs the tests; the project has no tox or nox "
+        "test environment)"
+    )
+    for line in job.skipped:
+        result.warnings.append(
+            f"{job.label}: {line!r} depends on CI variables; left out (name it in a requirements "
+            "file if the tests need it)"
+        )
+    _deps(root, job.installs, result, job.label)
 
 
 # --- files --------------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_BRACE = re.compile(r"\{([^{}]*,[^{}]*)\}")
+# A single choice is braced too: `py{38,311}-dj{41}` (django-model-utils) is py38-dj41, ...
+_BRACE = re.compile(r"\{([^{}]*)\}")
 # A factor condition ahead of a value: "py311: ...", "!docs,py3{10,11}: ...". The factors are
 # identifiers, so "git+https://x" and "{posargs:x}" are not conditions.
 _CONDITION = re.compile(

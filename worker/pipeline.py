@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import shutil
 import socket
 import time
@@ -58,10 +59,11 @@ from core.dockerfile_syntax import (
 from core.dockerfile_syntax import parse as read_dockerfile
 from core.errors import ArchiveRejected
 from core.image_user import needs_image_files, unprivileged_user
-from core.junit import parse_junit, summarize
+from core.junit import TestCounts, parse_junit, summarize
 from core.logs import LogSink, LogStream
 from core.models import Build
 from core.namespaces import cache_scope
+from core.native import NATIVE_RECORD_DIR
 from core.options import BuildOptions
 from core.provenance import image_labels
 from core.reuse import release, tree_digest
@@ -71,6 +73,7 @@ from core.source_store import source_store
 from core.status import BuildStatus, Failure, Phase
 from core.supply_chain_policy import final_base_image
 from core.test_output import pytest_counts, unittest_counts
+from core.test_runner import runner_of
 from core.transitions import enter_phase, transition
 from core.workspace import ProjectRootMissing, project_root
 from worker import build_secrets
@@ -91,6 +94,8 @@ from worker.supply_chain import base_image_digest, base_image_gate, publish_imag
 log = logging.getLogger(__name__)
 
 PYTEST_NO_TESTS = 5
+# pytest's exit code when collection errors (or a keyboard interrupt) stopped the session.
+PYTEST_INTERRUPTED = 2
 GENERATED_DOCKERFILE = "Dockerfile.imagebuilder"
 # The project's own Dockerfile as built (cache mounts scoped), beside the context, not in it.
 OWN_DOCKERFILE = "Dockerfile.project"
@@ -236,6 +241,7 @@ class Pipeline:
         self._phase_span: trace.Span | None = None
         # Package index secrets: handed to BuildKit, masked in every log line, removed after.
         self.secrets = build_secrets.BuildSecrets()
+        self._test_tail: list[str] = []
 
     # --- entry ---------------------------------------------------------------------------------
 
@@ -332,7 +338,7 @@ class Pipeline:
                 test_image = self._build(root, dockerfile, test_target, options, generated)
                 self._images_to_remove.append(test_image)
             self.watchdog.limit(self.settings.test_timeout_seconds)
-            self._test(test_image, plan.test_command, plan.test_runner or "custom")
+            self._test(test_image, plan)
         elif options.run_tests and self.settings.require_tests:
             raise ProjectFault(
                 Failure("no_tests_found", "No tests were found, and tests are required.")
@@ -347,6 +353,8 @@ class Pipeline:
         self._phase(Phase.SCANNING)
         self.watchdog.limit(self.settings.test_timeout_seconds)
         self._check_native_libraries(image_id)
+        if generated and (plan.system_packages or plan.extension_modules):
+            self._native_record(image_id, plan)
         if generated and plan.extension_modules:
             self._check_extensions(image_id, plan)
         if generated:
@@ -620,7 +628,51 @@ class Pipeline:
             self._users[image_id] = user
         return self._users[image_id]
 
-    def _test(self, image_id: str, command: str, runner: str) -> None:
+    def _test(self, image_id: str, plan: Plan) -> None:
+        command, runner = plan.test_command or "", plan.test_runner or "custom"
+        outcome, counts = self._run_tests(image_id, command, runner)
+        ran_nothing = outcome.exit_code != 0 and (counts is None or counts.total == 0)
+        if plan.test_fallback and ran_nothing and not self._limits_hit(outcome):
+            # The runner was a guess and collected nothing: the project's tests may be of a
+            # kind only the other runner finds (unittest's test*.py, a load_tests protocol).
+            fallback = plan.test_fallback
+            self.say(
+                f"tests: {runner} ran no test (exit code {outcome.exit_code}); trying {fallback}"
+            )
+            second, second_counts = self._run_tests(image_id, fallback, runner_of(fallback))
+            if second_counts is not None and second_counts.total:
+                why = (
+                    f"tests: {fallback} ran the tests: {command} ran none (exit code "
+                    f"{outcome.exit_code}), so the project's tests are of a kind it does not "
+                    "collect"
+                )
+                plan.reasons.append(why)
+                self.say(why)
+                command, runner = fallback, runner_of(fallback)
+                plan.test_command, plan.test_runner = command, runner
+                outcome, counts = second, second_counts
+                self.fields["plan"] = plan.to_dict()
+            else:
+                self.say(f"tests: {fallback} ran no test either")
+        tests: dict[str, Any] = {
+            "command": command,
+            "runner": runner,
+            "exit_code": outcome.exit_code,
+        }
+        tests |= {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+        if counts is not None:
+            tests |= {
+                "passed": counts.passed,
+                "failed": counts.failed,
+                "errors": counts.errors,
+                "skipped": counts.skipped,
+            }
+        self.fields["tests"] = tests
+        self._verdict(outcome, counts, runner, fallback=plan.test_fallback if ran_nothing else None)
+
+    def _run_tests(
+        self, image_id: str, command: str, runner: str
+    ) -> tuple[TestOutcome, TestCounts | None]:
         user = self._user(image_id)
         self.say(f"tests: {command} (runner {runner}; no network, user {user}, read-only root)")
         output: collections.deque[str] = collections.deque(maxlen=50)
@@ -649,23 +701,15 @@ class Pipeline:
             self.say("tests: the JUnit report cannot be read; counts from the runner's summary")
         if counts is None:
             counts = unittest_counts(list(output)) or pytest_counts(list(output))
-        tests: dict[str, Any] = {
-            "command": command,
-            "runner": runner,
-            "exit_code": outcome.exit_code,
-        }
-        tests |= {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
-        if counts is not None:
-            tests |= {
-                "passed": counts.passed,
-                "failed": counts.failed,
-                "errors": counts.errors,
-                "skipped": counts.skipped,
-            }
-        self.fields["tests"] = tests
         self.say(
             f"tests: exit code {outcome.exit_code}" + (f", {summarize(counts)}" if counts else "")
         )
+        self._test_tail = list(output)
+        return outcome, counts
+
+    def _verdict(
+        self, outcome: TestOutcome, counts: TestCounts | None, runner: str, *, fallback: str | None
+    ) -> None:
         limits = self._limits_hit(outcome)
         for limit in limits:
             self.say(f"tests: the tests {limit}")
@@ -696,8 +740,21 @@ class Pipeline:
                 )
             self.say("tests: none collected; not required")
             return
+        # Errors while collecting stop pytest (exit code 2) before any test runs; when they are
+        # imports of modules not installed, a test requirement is missing (a syntax error in
+        # the code stays a failure of the tests).
+        interrupted = runner == "pytest" and outcome.exit_code == PYTEST_INTERRUPTED
+        nothing_ran = counts is not None and counts.passed == 0 and counts.failed == 0
+        if interrupted and nothing_ran and _missing_modules(self._test_tail):
+            raise ProjectFault(_not_collected(runner, outcome.exit_code, fallback, self._test_tail))
         if counts is not None and counts.total:
-            raise ProjectFault(Failure("tests_failed", f"Tests failed: {summarize(counts)}"))
+            raise ProjectFault(
+                Failure(
+                    "tests_failed",
+                    f"Tests failed: {summarize(counts)}"
+                    + (_service_hint(self._test_tail) if counts.passed == 0 else ""),
+                )
+            )
         if runner == "custom" and counts is None:
             # A runner of its own may print no counts: its exit code is its verdict.
             raise ProjectFault(
@@ -706,7 +763,7 @@ class Pipeline:
                     f"Tests failed: the test command exited with {outcome.exit_code}",
                 )
             )
-        raise ProjectFault(_not_collected(runner, outcome.exit_code))
+        raise ProjectFault(_not_collected(runner, outcome.exit_code, fallback))
 
     def _limits_hit(self, outcome: TestOutcome) -> list[str]:
         """What the sandbox refused the tests, as phrases ("hit the limit of 256 processes")."""
@@ -765,6 +822,31 @@ class Pipeline:
                 "wheel that bundles it.",
             )
         )
+
+    def _native_record(self, image_id: str, plan: Plan) -> None:
+        """What the builder installed for the native code, and what the runtime image added for
+        the libraries the compiled modules link (the files the generated Dockerfile leaves)."""
+        system = f"{NATIVE_RECORD_DIR}/system-packages.txt"
+        runtime = f"{NATIVE_RECORD_DIR}/runtime-packages.txt"
+        files = self.docker.read_image_files(image_id, [system, runtime], build_id=self.build_id)
+        lines = [line.strip() for line in (files[system] or "").splitlines() if line.strip()]
+        plan.system_packages_result = lines
+        for line in lines:
+            state, _, what = line.partition(" ")
+            if state == "installed":
+                self.say(f"system packages: {what} installed in the builder")
+            else:
+                warning = (
+                    f"system packages: no Debian package for {what.replace('|', ' or ')}"
+                    if state == "none"
+                    else f"system packages: {line}"
+                ) + " (a native extension that needs it is not built; see its check below)"
+                plan.warnings.append(warning)
+                self.say(f"warning: {warning}")
+        needed = (files[runtime] or "").split()
+        if needed:
+            self.say(f"native libraries: from Debian packages {', '.join(needed)} (in the image)")
+        self.fields["plan"] = plan.to_dict()
 
     def _check_extensions(self, image_id: str, plan: Plan) -> None:
         """Whether each declared extension module is in the installed package: optional ones
@@ -937,8 +1019,47 @@ for name in sys.argv[1:]:
 """
 
 
-def _not_collected(runner: str, exit_code: int) -> Failure:
+# What a test that needs a service (a database, a cache, the network) prints when it has none.
+_NO_SERVICE = re.compile(
+    r"Connection refused|could not connect to server|Cannot assign requested address|"
+    r"Temporary failure in name resolution|Name or service not known|Network is unreachable",
+    re.IGNORECASE,
+)
+
+
+_NO_MODULE = re.compile(r"No module named '([A-Za-z0-9_.]+)'")
+
+
+def _missing_modules(tail: list[str]) -> list[str]:
+    """Top-level modules an ImportError in the output names as not installed."""
+    return sorted({m.group(1).split(".")[0] for line in tail for m in _NO_MODULE.finditer(line)})
+
+
+def _service_hint(tail: list[str]) -> str:
+    """Why no test passed, when the output says a connection failed: tests run with no network
+    and no services."""
+    line = next((line.strip() for line in reversed(tail) if _NO_SERVICE.search(line)), None)
+    if line is None:
+        return ""
+    return (
+        f". No test passed, and the output shows a failed connection ({line[:200]}): the tests "
+        "run without network or services (databases, caches). Make them use an in-process "
+        "substitute (SQLite, a fake) when the service is absent, or give the option "
+        "test_command to run the tests that need none."
+    )
+
+
+def _not_collected(
+    runner: str, exit_code: int, fallback: str | None = None, tail: list[str] | None = None
+) -> Failure:
     """The test command failed before any test ran: collection or usage, not a test's verdict."""
+    tried = f" ({fallback} was tried too and ran none)" if fallback else ""
+    missing = _missing_modules(tail or [])
+    if missing:
+        tried += (
+            f"; the tests import {', '.join(missing)}, which is not installed: add the package "
+            "that provides it to the test requirements"
+        )
     hint = {
         "pytest": "an import error of a test module (a test requirement missing), a conftest "
         "that fails, or an option of a plugin that is not installed",
@@ -947,7 +1068,7 @@ def _not_collected(runner: str, exit_code: int) -> Failure:
     }.get(runner, "the runner itself failing")
     return Failure(
         "tests_not_collected",
-        f"The test command ({runner}) exited with {exit_code} before any test ran: usually "
+        f"The test command ({runner}) exited with {exit_code} before any test ran{tried}: usually "
         f"{hint} (see the test log). Name the test requirements in requirements-test.txt (or "
         "a test extra, group or tox environment), or give the option test_command.",
     )

@@ -30,12 +30,18 @@ FROM deps AS test-deps
 COPY .imagebuilder/requirements-test.txt /tmp/imagebuilder/
 RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle --mount=type=secret,id=package_index_netrc --mount=type=secret,id=package_index_env if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; if [ -s /run/secrets/package_index_env ]; then . /run/secrets/package_index_env; fi; uv pip install -r /tmp/imagebuilder/requirements-test.txt
 
+# Stage native: the Debian packages of the libraries the compiled modules link.
+FROM deps AS native
+COPY .imagebuilder/runtime_packages.py /tmp/imagebuilder/
+RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels python3 /tmp/imagebuilder/runtime_packages.py
+
 # Stage runtime: slim base, the venv and the code; no compilers, no tools, no caches.
 FROM imagebuilder/python:3.11 AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH
 LABEL org.opencontainers.image.base.name="imagebuilder/python:3.11" org.opencontainers.image.title="fastsum"
 RUN echo 'app:x:10001:10001:app:/app:/usr/sbin/nologin' >> /etc/passwd && echo 'app:x:10001:' >> /etc/group
 COPY --from=deps /opt/venv /opt/venv
+RUN --mount=type=bind,from=native,source=/meta,target=/meta --mount=type=secret,id=ca_bundle mkdir -p /usr/share/imagebuilder && cp /meta/*.txt /usr/share/imagebuilder/; missing=''; for p in $(grep -E '^[a-z0-9][a-z0-9+.-]+$' /meta/runtime-packages.txt); do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done; if [ -n "$missing" ]; then echo "imagebuilder-runtime-install$missing"; export DEBIAN_FRONTEND=noninteractive; ca=''; if [ -s /run/secrets/ca_bundle ]; then ca='-o Acquire::https::CAInfo=/run/secrets/ca_bundle'; fi; apt-get $ca update -qq && apt-get $ca install -y -qq --no-install-recommends $missing >/dev/null && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; fi
 RUN --mount=type=bind,from=tools,source=/opt/imagebuilder,target=/opt/imagebuilder --mount=type=bind,from=wheel,source=/wheels,target=/wheels /opt/imagebuilder/bin/uv pip install --quiet --python /opt/venv/bin/python --no-deps --no-index --no-cache /wheels/*.whl && (python -m compileall -qq -j 0 /opt/venv/lib || true)
 COPY --from=source --chown=10001:10001 /src /app
 WORKDIR /app

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from core.settings import Settings
 from core.status import BuildStatus
+from tests.conftest import PROJECTS
 from tests.integration.builder import Builder, builder_for
 from worker.docker_engine import DockerEngine
 
@@ -44,6 +45,12 @@ class Case:
     test_sources: list[str] | None = None
     # Extension modules and whether each was built.
     extensions: dict[str, bool] = field(default_factory=dict)
+    # What the builder installed for the native code (plan.system_packages_result).
+    system_packages: list[str] = field(default_factory=list)
+    # Debian packages the runtime image holds for the libraries the compiled modules link.
+    runtime_packages: str | None = None
+    # The start of a reason the plan must give (with the reason also in the log).
+    reason: str | None = None
 
 
 CASES = [
@@ -137,6 +144,44 @@ CASES = [
         warning="native extensions: quickcount._speedups was not built",
         extensions={"quickcount._speedups": False},
     ),
+    # An optional extension linking libyaml: libyaml-dev in the builder (from libraries=["yaml"]),
+    # libyaml's runtime package in the image, and the extension built.
+    Case(
+        "optional_native_library",
+        ["python"],
+        (1, 0, 0, 0),
+        extensions={"yamlver._libyaml": True},
+        system_packages=["installed libyaml-dev"],
+        runtime_packages="libyaml-0-2",
+    ),
+    # Test requirements named only by the CI workflow's test job (a file, an extra); the
+    # requirements-dev.txt beside it names a package that does not exist: it is not installed.
+    Case(
+        "ci_workflow",
+        ["python"],
+        (2, 0, 0, 0),
+        test_sources=[".github/workflows/tests.yml job 'test'", "ci/test-deps.txt"],
+    ),
+    # pytest is declared, so it runs first, and collects nothing (unittest's testtitle.py):
+    # unittest discovery, the fallback, runs the tests.
+    Case(
+        "unittest_fallback",
+        ["python"],
+        (2, 0, 0, 0),
+        test_command="python -m unittest discover -v -s tests",
+        runner="unittest",
+        reason="tests: python -m unittest discover -v -s tests ran the tests: python -m pytest "
+        "ran none (exit code 5)",
+    ),
+    # uv's default-groups "all": every group but the linters' (an include followed); a tab
+    # before a requirement's comment; a patch-level requires-python.
+    Case(
+        "uv_default_groups",
+        ["python", "app.py"],
+        (2, 0, 0, 0),
+        warning="requires-python '>=3.11.1,<3.11.99' allows only some 3.11.x releases",
+        reason="test dependencies: groups lint of [tool.uv] default-groups skipped",
+    ),
     # A workspace member and a path dependency: built from the source, not exported.
     Case("uv_workspace", ["python", "main.py"], (2, 0, 0, 0), dependency_source="uv.lock"),
     # hatch-vcs without .git: the version PKG-INFO records (the tests check it).
@@ -168,10 +213,17 @@ class TestFixtureProjects:
         if case.dependency_source is not None:
             assert plan["dependency_source"] == case.dependency_source
         assert plan["extensions_built"] == case.extensions
+        assert plan["system_packages_result"] == case.system_packages
+        if case.runtime_packages is not None:
+            assert f"native libraries: from Debian packages {case.runtime_packages}" in outcome.log
         if case.extensions:
             assert plan["extension_modules"] == list(case.extensions)
         if case.test_sources is not None:
             assert plan["test_sources"] == case.test_sources
+        if case.reason is not None:
+            reason = next((r for r in plan["reasons"] if r.startswith(case.reason)), None)
+            assert reason is not None, plan["reasons"]
+            assert reason in outcome.log
         if case.warning is not None:
             assert any(case.warning in warning for warning in plan["warnings"]), plan["warnings"]
             assert f"warning: {case.warning}" in outcome.log
@@ -205,7 +257,19 @@ class TestFixtureProjects:
 
 class TestProjectFaultsAfterTheTests:
     def test_missing_native_library_is_named(self, builder: Builder) -> None:
-        outcome = builder.run(builder.submit("native_missing"))
+        # Its own Dockerfile compiles the module in one stage and leaves the library it links
+        # out of the final one (a generated Dockerfile installs it: see optional_native_library).
+        settings = builder.settings
+        outcome = builder.run(
+            builder.submit(
+                "native_missing",
+                build_args={
+                    "BUILDER": settings.builder_image("3.11"),
+                    "BASE": settings.runtime_image("3.11"),
+                },
+                test_command="python3 -m unittest discover -s tests -v",
+            )
+        )
 
         assert outcome.build.status is BuildStatus.FAILED, outcome.log
         assert outcome.build.error_code == "missing_native_library"
@@ -233,6 +297,78 @@ class TestProjectFaultsAfterTheTests:
         assert "give the option test_command" in message
         assert outcome.build.tests is not None
         assert outcome.build.tests["runner"] == "pytest"
+
+    def test_extension_whose_library_has_no_package_is_reported_not_built(
+        self, builder: Builder
+    ) -> None:
+        # optional_native_library with a library name that no Debian package provides: nothing
+        # to install, the extension falls back to pure Python, and both are warnings.
+        root = PROJECTS / "optional_native_library"
+        files = {
+            path.relative_to(root).as_posix(): path.read_text(encoding="utf-8")
+            for path in sorted(root.rglob("*"))
+            if path.is_file()
+        }
+        assert 'libraries=["yaml"]' in files["setup.py"]
+        files["setup.py"] = files["setup.py"].replace(
+            'libraries=["yaml"]', 'libraries=["imagebuilderabsent"]'
+        )
+        outcome = builder.run(builder.submit_files(files, owner="tester"))
+
+        assert outcome.build.status is BuildStatus.SUCCEEDED, outcome.log
+        plan = outcome.build.plan or {}
+        group = "libimagebuilderabsent-dev|imagebuilderabsent-dev"
+        assert plan["system_packages"] == [group]
+        assert plan["system_packages_result"] == [f"none {group}"]
+        assert plan["extensions_built"] == {"yamlver._libyaml": False}
+        missing = next(w for w in plan["warnings"] if w.startswith("system packages:"))
+        assert missing.startswith(
+            "system packages: no Debian package for libimagebuilderabsent-dev or "
+            "imagebuilderabsent-dev"
+        )
+        assert f"warning: {missing}" in outcome.log
+        assert "warning: native extensions: yamlver._libyaml was not built" in outcome.log
+        assert outcome.build.tests is not None
+        assert outcome.build.tests["passed"] == 1
+
+    def test_variable_in_a_requirement_include_says_what_to_write(self, builder: Builder) -> None:
+        files = {"requirements.txt": "-r ${REQS}/base.txt\n", "app.py": "print('hi')\n"}
+        outcome = builder.run(builder.submit_files(files, owner="tester"))
+
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "project_invalid"
+        assert "names the environment variable REQS" in (outcome.build.error_message or "")
+        assert "docker build" not in outcome.log
+
+    def test_a_test_module_importing_what_is_not_installed_names_it(self, builder: Builder) -> None:
+        files = {
+            "requirements-test.txt": "pytest\n",
+            "tests/test_a.py": "def test_a():\n    assert True\n",
+            "tests/test_b.py": "import imagebuilder_absent_module\n\n\ndef test_b():\n    pass\n",
+        }
+        outcome = builder.run(builder.submit_files(files, owner="tester"))
+
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "tests_not_collected"
+        message = outcome.build.error_message or ""
+        assert "the tests import imagebuilder_absent_module, which is not installed" in message
+
+    def test_tests_that_need_a_service_say_so(self, builder: Builder) -> None:
+        # As a suite whose every test needs a PostgreSQL server: the sandbox has none.
+        files = {
+            "requirements-test.txt": "pytest\n",
+            "tests/test_db.py": "import socket\n\n\n"
+            "def test_query():\n"
+            "    socket.create_connection(('127.0.0.1', 5432), timeout=5).close()\n",
+        }
+        outcome = builder.run(builder.submit_files(files, owner="tester"))
+
+        assert outcome.build.status is BuildStatus.FAILED, outcome.log
+        assert outcome.build.error_code == "tests_failed"
+        message = outcome.build.error_message or ""
+        assert message.startswith("Tests failed: 1 failed. No test passed, and the output shows")
+        assert "Connection refused" in message
+        assert "the tests run without network or services" in message
 
     def test_guessed_start_that_cannot_start_is_a_warning(self, builder: Builder) -> None:
         outcome = builder.run(builder.submit("boot_crash"))

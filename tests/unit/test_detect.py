@@ -435,3 +435,15 @@ class TestPlan:
 
         assert Plan(**data) == plan
         assert data["requirements"] == ["flask"]
+
+
+def test_setup_py_tests_require_are_test_requirements(tmp_path: Path) -> None:
+    # Legacy, but common in older sdists (pyrsistent): `python setup.py test` installed them.
+    (tmp_path / "setup.py").write_text(
+        "from setuptools import setup\nsetup(name='p', tests_require=['pytest', 'hypothesis<7'])\n"
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_p.py").write_text("def test_p():\n    pass\n")
+    plan = detect(tmp_path, available_versions=["3.11"], default_version="3.11")
+    assert plan.test_requirements == ["pytest", "hypothesis<7"]
+    assert "test dependencies: setup.py tests_require" in plan.reasons

@@ -53,7 +53,7 @@ FIXTURE_ROOTS = {
     "console_script": "console_script",
     "monorepo": "monorepo/services/api",
     "conflicting_versions": "conflicting_versions",
-    "native_missing": "native_missing",
+    "optional_native_library": "optional_native_library",
     "boot_crash": "boot_crash",
 }
 GENERATED_FIXTURES = tuple(FIXTURE_ROOTS)

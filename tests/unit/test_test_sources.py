@@ -81,6 +81,9 @@ class TestTox:
     def test_envlist_braces(self) -> None:
         assert expand_envlist("py{39,311}-a, lint\n docs") == ["py39-a", "py311-a", "lint", "docs"]
 
+    def test_expands_a_brace_with_one_choice(self) -> None:
+        assert expand_envlist("py{310,311}-dj{41}") == ["py310-dj41", "py311-dj41"]
+
     def test_unknown_substitution_is_a_warning_not_a_failure(self, tmp_path: Path) -> None:
         tox = "[testenv]\ndeps =\n    pytest\n    {env:EXTRA_DEP}\ncommands = pytest\n"
         plan = plan_for(tmp_path, {"tox.ini": tox, "tests/test_a.py": ""})

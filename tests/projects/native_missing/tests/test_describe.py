@@ -1,5 +1,8 @@
+import unittest
+
 from mpver import describe
 
 
-def test_describe():
-    assert describe("4.2") == "mpfr 4.2"
+class DescribeTest(unittest.TestCase):
+    def test_describe(self):
+        self.assertEqual(describe("4.2"), "mpfr 4.2")

@@ -4,6 +4,7 @@
 FROM imagebuilder/python-builder:3.11 AS tools
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never PATH=$PATH:/opt/imagebuilder/bin
 RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked --mount=type=secret,id=ca_bundle --mount=type=secret,id=package_index_netrc --mount=type=secret,id=package_index_env if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; if [ -s /run/secrets/package_index_env ]; then . /run/secrets/package_index_env; fi; python3 -m venv /opt/imagebuilder && /opt/imagebuilder/bin/pip install --quiet uv==0.13.9
+RUN --mount=type=secret,id=ca_bundle export DEBIAN_FRONTEND=noninteractive; out=/etc/imagebuilder-system-packages.txt; : > $out; ca=''; if [ -s /run/secrets/ca_bundle ]; then ca='-o Acquire::https::CAInfo=/run/secrets/ca_bundle'; fi; if apt-get $ca update -qq; then want=''; for group in 'libyaml-dev'; do found=''; for p in $(echo "$group" | tr "|" " "); do if apt-cache show "$p" 2>/dev/null | grep -q "^Package:"; then found=$p; break; fi; done; if [ -n "$found" ]; then want="$want $found"; echo "installed $found" >> $out; else echo "none $group" >> $out; fi; done; if [ -n "$want" ]; then apt-get $ca install -y -qq --no-install-recommends $want >/dev/null || echo "failed apt-get install$want" >> $out; fi; else echo "failed apt-get update" >> $out; fi; rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; sed 's/^/imagebuilder-system-packages: /' $out
 
 # Stage deps: the runtime dependencies, keyed only by the dependency files.
 FROM tools AS deps
@@ -30,12 +31,18 @@ FROM deps AS test-deps
 COPY .imagebuilder/requirements-test.txt /tmp/imagebuilder/
 RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle --mount=type=secret,id=package_index_netrc --mount=type=secret,id=package_index_env if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; if [ -s /run/secrets/package_index_env ]; then . /run/secrets/package_index_env; fi; uv pip install -r /tmp/imagebuilder/requirements-test.txt
 
+# Stage native: the Debian packages of the libraries the compiled modules link.
+FROM deps AS native
+COPY .imagebuilder/runtime_packages.py /tmp/imagebuilder/
+RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels python3 /tmp/imagebuilder/runtime_packages.py
+
 # Stage runtime: slim base, the venv and the code; no compilers, no tools, no caches.
 FROM imagebuilder/python:3.11 AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH
-LABEL org.opencontainers.image.base.name="imagebuilder/python:3.11" org.opencontainers.image.title="mpver"
+LABEL org.opencontainers.image.base.name="imagebuilder/python:3.11" org.opencontainers.image.title="yamlver"
 RUN echo 'app:x:10001:10001:app:/app:/usr/sbin/nologin' >> /etc/passwd && echo 'app:x:10001:' >> /etc/group
 COPY --from=deps /opt/venv /opt/venv
+RUN --mount=type=bind,from=native,source=/meta,target=/meta --mount=type=secret,id=ca_bundle mkdir -p /usr/share/imagebuilder && cp /meta/*.txt /usr/share/imagebuilder/; missing=''; for p in $(grep -E '^[a-z0-9][a-z0-9+.-]+$' /meta/runtime-packages.txt); do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done; if [ -n "$missing" ]; then echo "imagebuilder-runtime-install$missing"; export DEBIAN_FRONTEND=noninteractive; ca=''; if [ -s /run/secrets/ca_bundle ]; then ca='-o Acquire::https::CAInfo=/run/secrets/ca_bundle'; fi; apt-get $ca update -qq && apt-get $ca install -y -qq --no-install-recommends $missing >/dev/null && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; fi
 RUN --mount=type=bind,from=tools,source=/opt/imagebuilder,target=/opt/imagebuilder --mount=type=bind,from=wheel,source=/wheels,target=/wheels /opt/imagebuilder/bin/uv pip install --quiet --python /opt/venv/bin/python --no-deps --no-index --no-cache /wheels/*.whl && (python -m compileall -qq -j 0 /opt/venv/lib || true)
 COPY --from=source --chown=10001:10001 /src /app
 WORKDIR /app
