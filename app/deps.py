@@ -15,7 +15,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.auth import bearer_scheme, caller_from_credentials, require_admin
-from app.hot_reads import HotReads
 from app.logstream import LogHub
 from app.quotas import OwnerSlots
 from core.auth import Caller
@@ -38,11 +37,6 @@ async def _engine(request: Request) -> Engine:
 async def _log_hub(request: Request) -> LogHub:
     hub: LogHub = request.app.state.log_hub
     return hub
-
-
-async def _hot_reads(request: Request) -> HotReads:
-    reads: HotReads = request.app.state.hot_reads
-    return reads
 
 
 async def _followers(request: Request) -> OwnerSlots:
@@ -84,7 +78,6 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[Engine, Depends(_engine)]
 CeleryDep = Annotated[Celery, Depends(_celery)]
 LogHubDep = Annotated[LogHub, Depends(_log_hub)]
-HotReadsDep = Annotated[HotReads, Depends(_hot_reads)]
 FollowerSlots = Annotated[OwnerSlots, Depends(_followers)]
 ExportSlots = Annotated[OwnerSlots, Depends(_exports)]
 # scope="function": the session closes when the handler returns, before a streamed body is sent,

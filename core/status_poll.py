@@ -24,13 +24,19 @@ _BUILDS = Build.__table__
 _EVENTS = BuildEvent.__table__
 _TOKENS = Token.__table__
 
+# What the build resource does not show: not read (the Dockerfile alone may be kilobytes).
+_NOT_IN_THE_RESOURCE = frozenset(
+    {"dockerfile", "worker", "heartbeat_at", "updated_at", "purged_at", "callback_url"}
+)
+_RESOURCE_COLUMNS = [column for column in _BUILDS.c if column.name not in _NOT_IN_THE_RESOURCE]
+
 # Built once, run as Core. The build is outer-joined so that an unknown build still finds the
 # token (404, not 401); build columns keep their names, the token's are prefixed.
 _TOKEN_AND_BUILD = (
     select(
         _TOKENS.c.owner.label("caller_owner"),
         _TOKENS.c.admin.label("caller_admin"),
-        _BUILDS,
+        *_RESOURCE_COLUMNS,
     )
     .select_from(_TOKENS.outerjoin(_BUILDS, _BUILDS.c.id == bindparam("build_id")))
     .where(_TOKENS.c.secret_hash == bindparam("digest"), _TOKENS.c.revoked_at.is_(None))
