@@ -9,9 +9,9 @@ on the event loop's own thread, written once as a plain function of a `Connectio
   the API process's second one, small because a poll holds a connection only for its queries:
   `HOT_READ_POOL_SIZE` + `HOT_READ_MAX_OVERFLOW` connections more per API process. Its reads
   are autocommitted, and a connection is not pinged before use: one round trip per query.
-- SQLite: inline, on a connection of the reading engine. The database is a local file in WAL
-  mode, where a read never waits for a writer (no lock, `BEGIN` not `BEGIN IMMEDIATE`), so the
-  read is a few tens of microseconds of CPU, less than the hop it saves.
+- SQLite: inline, on a connection of its own. The database is a local file in WAL mode, where a
+  read never waits for a writer (no lock, `BEGIN` not `BEGIN IMMEDIATE`), so the read is a few
+  tens of microseconds of CPU, less than the hop it saves.
 
 Everything else that reads or writes still runs in the thread pool (`API_THREADS`).
 """
@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from core.db import read_connection
+from core.db import make_engine, read_connection
 from core.settings import Settings
 
 P = ParamSpec("P")
@@ -39,9 +39,12 @@ HOT_READ_APPLICATION = "imagebuilder-api-hot-reads"
 
 class HotReads:
     def __init__(self, engine: Engine, settings: Settings) -> None:
-        self._engine = engine
         self._settings = settings
-        self._inline = engine.dialect.name == "sqlite"
+        self._inline: Engine | None = None
+        if engine.dialect.name == "sqlite":
+            # A connection of its own: the loop runs one inline read at a time, so it never
+            # waits for a connection that handler threads hold.
+            self._inline = make_engine(settings.sqlalchemy_url, pool_size=1, max_overflow=0)
         self._async: AsyncEngine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -49,8 +52,8 @@ class HotReads:
         self, read: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """`read(connection, *args, **kwargs)` in one read-only transaction, on this thread."""
-        if self._inline:
-            with read_connection(self._engine) as connection:
+        if self._inline is not None:
+            with read_connection(self._inline) as connection:
                 return read(connection, *args, **kwargs)
         try:
             return await self._run_async(read, *args, **kwargs)
@@ -91,6 +94,8 @@ class HotReads:
         return self._async
 
     async def close(self) -> None:
+        if self._inline is not None:
+            self._inline.dispose()
         if self._async is not None and self._loop is asyncio.get_running_loop():
             await self._async.dispose()
         self._async = None

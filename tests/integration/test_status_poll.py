@@ -24,7 +24,7 @@ from core.settings import Settings
 from core.status import BuildStatus, Phase
 from core.tokens import create_token, revoke_token
 from core.transitions import enter_phase, transition
-from tests.conftest import ADMIN_TOKEN, test_settings
+from tests.conftest import ADMIN_TOKEN, migrate, test_settings
 from tests.factories import queued_build
 
 PROBLEM_JSON = "application/problem+json"
@@ -257,3 +257,42 @@ def _terminate_hot_read_connections(url: str) -> None:
     finally:
         admin.dispose()
     assert ended >= 1
+
+
+class TestOverload:
+    def test_no_connection_free_within_the_wait_is_a_503_problem(self, tmp_path: Path) -> None:
+        # The pool's one connection, held elsewhere: a route whose reads wait for it gets "busy,
+        # try again" (503 with Retry-After) after the pool's wait, not an internal error. The
+        # status poll, on SQLite, has a connection of its own and still answers.
+        settings = test_settings(
+            tmp_path / "data",
+            api_threads=1,
+            database_pool_size=1,
+            database_max_overflow=0,
+            database_pool_timeout_seconds=0.5,
+        )
+        settings.data_dir.mkdir(parents=True)
+        migrate(settings.sqlalchemy_url)
+        app = create_app(settings)
+        engine: Engine = app.state.engine
+        _, secret = token_for(engine, "alice")
+        build_id = running_build(engine, "alice")
+
+        async def scenario() -> tuple[httpx.Response, httpx.Response]:
+            async with (
+                app.router.lifespan_context(app),
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app), base_url="http://api"
+                ) as client,
+            ):
+                with engine.connect():
+                    listed = await client.get("/api/v1/builds", headers=bearer(secret))
+                    polled = await client.get(f"/api/v1/builds/{build_id}", headers=bearer(secret))
+                return listed, polled
+
+        listed, polled = asyncio.run(scenario())
+        assert listed.status_code == 503
+        assert listed.headers["content-type"] == PROBLEM_JSON
+        assert listed.headers["retry-after"] == "5"
+        assert listed.json()["code"] == "unavailable"
+        assert polled.status_code == 200
