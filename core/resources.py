@@ -141,7 +141,7 @@ class BuildPage(BaseModel):
 # What the resource is made from: a `Build` or a row of the builds table (the status poll reads
 # plain rows: making ORM objects would cost more than the query), and its history likewise.
 BuildFields = Build | Row[Any]
-EventFields = BuildEvent | Row[Any]
+EventFields = BuildEvent | Row[Any, Any, Any]
 
 
 def phases_of(events: Sequence[EventFields]) -> list[PhaseOut]:

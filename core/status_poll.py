@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Connection, bindparam, select
 
 from core.auth import Caller
 from core.errors import BuildDoesNotExist
 from core.models import Build, BuildEvent, Token
+from core.resources import BuildFields, EventFields
 from core.tokens import hash_secret
 
 _BUILDS = Build.__table__
@@ -51,8 +51,8 @@ _EVENT_ROWS = (
 @dataclass(frozen=True)
 class PolledBuild:
     caller: Caller
-    build: Row[Any]
-    events: Sequence[Row[Any, Any, Any]]
+    build: BuildFields
+    events: Sequence[EventFields]
 
 
 def read_polled_build(connection: Connection, secret: str, build_id: str) -> PolledBuild | None:
