@@ -1,4 +1,5 @@
-"""Reads on the hottest path (the status poll) without a hop to a worker thread.
+"""Reads on the hottest paths (a status poll, the start of a log follow) without a hop to a worker
+thread.
 
 Measured (README "Under load"): handing a poll's read to the thread pool cost more CPU than the
 read itself: the hop, the waking of a worker thread and the GIL handover back. So a hot read runs
@@ -32,8 +33,8 @@ from core.settings import Settings
 P = ParamSpec("P")
 T = TypeVar("T")
 
-HOT_READ_POOL_SIZE = 4
-HOT_READ_MAX_OVERFLOW = 4
+HOT_READ_POOL_SIZE = 8
+HOT_READ_MAX_OVERFLOW = 8
 HOT_READ_APPLICATION = "imagebuilder-api-hot-reads"
 
 
