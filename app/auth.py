@@ -23,12 +23,18 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def caller_from_credentials(
-    credentials: HTTPAuthorizationCredentials | None, engine: Engine, settings: Settings
-) -> Caller:
+def bearer_secret(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The token a request carries; Unauthenticated when it carries none."""
     secret = credentials.credentials.strip() if credentials is not None else None
     if not secret:
         raise Unauthenticated("Send a token: 'Authorization: Bearer <token>'.")
+    return secret
+
+
+def caller_from_credentials(
+    credentials: HTTPAuthorizationCredentials | None, engine: Engine, settings: Settings
+) -> Caller:
+    secret = bearer_secret(credentials)
     with read_scope(engine) as session:
         caller = authenticate(session, secret)
     if caller is None and _is_bootstrap(secret, settings):

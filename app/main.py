@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
 from app import openapi, problems, web
+from app.hot_reads import HotReads
 from app.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from app.limits import BodyLimit
 from app.logstream import LogHub
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     tracing.configure(settings)
     engine = get_engine(settings)
+    hot_reads = HotReads(engine, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -46,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # first used, so the operator is not locked out.
                 log.warning("could not store the bootstrap token: %s", exc)
         yield
+        await hot_reads.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -53,9 +56,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Upload a Python project, get a tested Docker image.",
         generate_unique_id_function=openapi.operation_id,
+        # FastAPI's own OpenTelemetry (HTTP spans, metrics and logs) follows IMAGEBUILDER_TRACING
+        # like ours: off, no request pays for looking up providers that are not there.
+        telemetry={
+            "tracing": settings.tracing_enabled,
+            "metrics": settings.tracing_enabled,
+            "logs": settings.tracing_enabled,
+        },
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.hot_reads = hot_reads
     app.state.log_hub = LogHub(engine)
     app.state.follower_slots = OwnerSlots("live-log followers", settings.max_followers_per_owner)
     app.state.export_slots = OwnerSlots("image exports", settings.max_exports_per_owner)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError as DatabaseOperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ImageBuilderError
@@ -81,6 +82,18 @@ async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _no_connection_free(_request: Request, exc: Exception) -> JSONResponse:
+    # Every pooled connection stayed busy for the pool's whole wait: overload, not a fault.
+    log.warning("no database connection free: %s", exc)
+    return problem_response(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "The service is busy; try again shortly.",
+        {"Retry-After": "5"},
+    )
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return problem_response(
@@ -93,4 +106,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DatabaseOperationalError, _database_down)
+    app.add_exception_handler(PoolTimeout, _no_connection_free)
     app.add_exception_handler(Exception, _unexpected)

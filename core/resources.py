@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Row
 
 from core.models import Build, BuildEvent
 from core.status import BuildStatus, Phase
@@ -192,7 +194,13 @@ class BuildPage(BaseModel):
     next_cursor: str | None
 
 
-def phases_of(events: list[BuildEvent]) -> list[PhaseOut]:
+# What the resource is made from: a `Build` or a row of the builds table (the status poll reads
+# plain rows: making ORM objects would cost more than the query), and its history likewise.
+BuildFields = Build | Row[Any]
+EventFields = BuildEvent | Row[Any, Any, Any]
+
+
+def phases_of(events: Sequence[EventFields]) -> list[PhaseOut]:
     """Phase timings from the history: a phase lasts until the next recorded change."""
     phases: list[PhaseOut] = []
     for index, event in enumerate(events):
@@ -211,14 +219,19 @@ def phases_of(events: list[BuildEvent]) -> list[PhaseOut]:
     return phases
 
 
-def build_out(build: Build, events: list[BuildEvent] | None = None) -> BuildOut:
-    summary = build_summary_out(build, events)
+def build_out(build: BuildFields, events: Sequence[EventFields] | None = None) -> BuildOut:
     changes = None if build.changes is None else ChangesOut.model_validate(build.changes)
-    return BuildOut(**dict(summary), plan=build.plan, changes=changes)
+    return BuildOut(**_summary_fields(build, events), plan=build.plan, changes=changes)
 
 
-def build_summary_out(build: Build, events: list[BuildEvent] | None = None) -> BuildSummaryOut:
+def build_summary_out(
+    build: BuildFields, events: Sequence[EventFields] | None = None
+) -> BuildSummaryOut:
     """The list form: reads none of the large columns, which a list query leaves unloaded."""
+    return BuildSummaryOut(**_summary_fields(build, events))
+
+
+def _summary_fields(build: BuildFields, events: Sequence[EventFields] | None) -> dict[str, Any]:
     base = f"/api/v1/builds/{build.id}"
     image = None
     if build.image_id is not None and build.image_tag is not None:
@@ -228,24 +241,25 @@ def build_summary_out(build: Build, events: list[BuildEvent] | None = None) -> B
     error = None
     if build.error_code is not None:
         error = ErrorOut(code=build.error_code, message=build.error_message or "")
-    return BuildSummaryOut(
-        id=build.id,
-        status=build.status,
-        phase=build.phase,
-        created_at=build.created_at,
-        started_at=build.started_at,
-        finished_at=build.finished_at,
-        source=SourceOut(
+    history = events if events is not None else build.events
+    return {
+        "id": build.id,
+        "status": build.status,
+        "phase": build.phase,
+        "created_at": build.created_at,
+        "started_at": build.started_at,
+        "finished_at": build.finished_at,
+        "source": SourceOut(
             filename=build.source_filename,
             size_bytes=build.source_size_bytes,
             sha256=build.source_sha256,
             files=build.source_files,
         ),
-        options=OptionsOut.model_validate(build.options),
-        image=image,
-        tests=TestsOut.model_validate(build.tests) if build.tests else None,
-        error=error,
-        links=Links(
+        "options": OptionsOut.model_validate(build.options),
+        "image": image,
+        "tests": TestsOut.model_validate(build.tests) if build.tests else None,
+        "error": error,
+        "links": Links(
             self=base,
             logs=f"{base}/logs",
             dockerfile=f"{base}/dockerfile",
@@ -253,19 +267,19 @@ def build_summary_out(build: Build, events: list[BuildEvent] | None = None) -> B
             provenance=f"{base}/provenance",
             image=f"{base}/image",
         ),
-        phases=phases_of(events if events is not None else build.events),
-        attempts=build.attempts,
-        cancel_requested=build.cancel_requested_at is not None,
-        rebuild_of=build.rebuild_of,
-        log=LogInfo(lines=build.log_lines, bytes=build.log_bytes, truncated=build.log_truncated),
-        base_image=build.base_image,
-        base_image_digest=build.base_image_digest,
-        vulnerabilities=(
+        "phases": phases_of(history),
+        "attempts": build.attempts,
+        "cancel_requested": build.cancel_requested_at is not None,
+        "rebuild_of": build.rebuild_of,
+        "log": LogInfo(lines=build.log_lines, bytes=build.log_bytes, truncated=build.log_truncated),
+        "base_image": build.base_image,
+        "base_image_digest": build.base_image_digest,
+        "vulnerabilities": (
             None
             if build.vulnerabilities is None
             else [VulnerabilityOut.model_validate(item) for item in build.vulnerabilities]
         ),
-        push=PushOut.model_validate(build.push) if build.push else None,
-        host=build.host,
-        reused_from=build.reused_from,
-    )
+        "push": PushOut.model_validate(build.push) if build.push else None,
+        "host": build.host,
+        "reused_from": build.reused_from,
+    }

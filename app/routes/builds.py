@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from app import submission
-from app.auth import bearer_scheme, caller_from_credentials
+from app.auth import bearer_scheme, bearer_secret, caller_from_credentials
 from app.deps import (
     BuildForCaller,
     CeleryDep,
@@ -22,6 +22,7 @@ from app.deps import (
     SessionDep,
     SettingsDep,
 )
+from app.hot_reads import HotReads
 from app.logstream import (
     MAX_LINE_NUMBER,
     SSE_TYPE,
@@ -41,6 +42,7 @@ from core.errors import DockerfileNotReady
 from core.resources import BuildOut, BuildPage, build_out, build_summary_out
 from core.settings import Settings
 from core.status import BuildStatus
+from core.status_poll import PolledBuild, read_polled_build
 
 router = APIRouter(prefix="/api/v1/builds", tags=["builds"])
 
@@ -138,29 +140,49 @@ def list_builds(
     return BuildPage(items=items, next_cursor=page.next_cursor)
 
 
-def _poll(
+def _first_use_read(
     credentials: HTTPAuthorizationCredentials | None,
     engine: Engine,
     settings: Settings,
     build_id: str,
-) -> BuildOut:
+) -> PolledBuild:
+    # The token is unknown or revoked (401), or the bootstrap token on its first use, which the
+    # general check stores (once) before it answers.
     caller = caller_from_credentials(credentials, engine, settings)
     with read_scope(engine) as session:
         build, events = build_service.read_build(session, build_id, caller)
-    return build_out(build, events)
+    return PolledBuild(caller=caller, build=build, events=events)
+
+
+async def _read_for_caller(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, build_id: str
+) -> PolledBuild:
+    """The caller and the build with its history, for the routes every poller and follower takes,
+    kept lean (README "Under load"): the token check and the read are one statement, run on the
+    event loop (app.hot_reads); app state is read from the request, not through a dependency
+    each."""
+    state = request.app.state
+    reads: HotReads = state.hot_reads
+    polled = await reads.run(read_polled_build, bearer_secret(credentials), build_id)
+    if polled is not None:
+        return polled
+    return await run_in_threadpool(
+        _first_use_read, credentials, state.engine, state.settings, build_id
+    )
 
 
 @router.get("/{build_id}", response_model=BuildOut, responses=problem_responses(401, 404, 503))
 async def get_build(
     build_id: str,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    engine: EngineDep,
-    settings: SettingsDep,
-) -> BuildOut:
+    request: Request,
+) -> Response:
     """One build."""
-    # The route every status poll takes, so the token check and the read share one trip to a
-    # worker thread (the CurrentCaller and BuildForCaller dependencies would take two).
-    return await run_in_threadpool(_poll, credentials, engine, settings, build_id)
+    # The route every status poll takes. The resource is serialized once (a returned model would
+    # be validated again first).
+    polled = await _read_for_caller(request, credentials, build_id)
+    out = build_out(polled.build, polled.events)
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 @router.get(
@@ -172,9 +194,9 @@ async def get_build(
     },
 )
 async def get_logs(
+    build_id: str,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     request: Request,
-    build: BuildForCaller,
-    caller: CurrentCaller,
     engine: EngineDep,
     hub: LogHubDep,
     followers: FollowerSlots,
@@ -187,7 +209,10 @@ async def get_logs(
     numbers; reconnect with `Last-Event-ID` (or `?after=`) to resume without gaps or repeats.
     An owner may follow a limited number of logs at once (429 `quota_exceeded` past it).
     """
-    finished = build.status.terminal
+    # Every follower starts here: the same lean read as a status poll.
+    polled = await _read_for_caller(request, credentials, build_id)
+    caller, build = polled.caller, polled.build
+    finished = BuildStatus(build.status).terminal
     if SSE_TYPE in request.headers.get("accept", ""):
         start = last_event_id(request, default=after)
         slot = followers.take(caller.owner)
