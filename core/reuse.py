@@ -132,14 +132,12 @@ def advisory_database_version(session: Session) -> str:
 
 @dataclass(frozen=True)
 class Decision:
-    """What a build with a key does now: reuse `source`, wait for `holder`, or build."""
+    """What a build with a key does now: reuse `source`, wait for `holder`, or build (after
+    claiming the key, unless it `held` the claim already)."""
 
     source: Build | None = None
     holder: str | None = None
-
-    @property
-    def build(self) -> bool:
-        return self.source is None and self.holder is None
+    held: bool = False
 
 
 def decide(session: Session, *, owner: str, key: str, build_id: str) -> Decision:
@@ -163,7 +161,10 @@ def decide(session: Session, *, owner: str, key: str, build_id: str) -> Decision
     holder = session.scalar(
         select(ReuseClaim.build_id).where(ReuseClaim.owner == owner, ReuseClaim.key == key)
     )
-    if holder is None or holder == build_id:
+    if holder == build_id:
+        # This build claimed the key on an earlier attempt (handed back, now retried).
+        return Decision(held=True)
+    if holder is None:
         return Decision()
     holder_status = session.scalar(select(Build.status).where(Build.id == holder))
     if holder_status is not None and not holder_status.terminal:

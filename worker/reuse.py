@@ -108,6 +108,8 @@ class ReuseStep:
                     return earlier
                 self.say(f"reuse: the image of {earlier.id} is gone from this host; building")
                 return None
+            if decision.held:
+                return None
             if decision.holder is not None:
                 self.say(
                     f"reuse: {decision.holder} has the same inputs and is building; "

@@ -48,6 +48,16 @@ class TestDecide:
             release(session, build_id=first)
         assert decision_of(engine, second) == (first, None)
 
+    def test_a_retried_build_that_holds_the_claim_builds(self, engine: Engine) -> None:
+        retried = queued_build(engine)
+        claim_for(engine, retried)
+
+        with session_scope(engine) as session:
+            decided = decide(session, owner="alice", key=KEY, build_id=retried)
+        assert decided.held
+        assert decided.holder is None
+        assert decided.source is None
+
     def test_a_claim_whose_build_ended_without_a_result_is_stale(self, engine: Engine) -> None:
         failed, next_one = queued_build(engine), queued_build(engine)
         claim_for(engine, failed)
