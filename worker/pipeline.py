@@ -384,6 +384,13 @@ class Pipeline:
         self.fields |= {"image_id": image_id, "image_size_bytes": int(info.get("Size", 0))}
         self.say(f"image {tag} ({image_id[:19]}, {int(info.get('Size', 0)) / 1e6:.1f} MB)")
         # After tagging: pushing needs the tag, and a failed push must not untag the image.
+        return self._publish(image_id, tag)
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def _publish(self, image_id: str, tag: str) -> Result:
+        """Push (when a registry is set) and record the provenance of the tagged image: the
+        build's end, whether it built the image or took an earlier build's."""
         rejection = publish_image(
             self.settings,
             self.engine,
@@ -398,8 +405,6 @@ class Pipeline:
         if rejection is not None:
             return Result(rejection.status, rejection.failure, self.fields)
         return Result(BuildStatus.SUCCEEDED, None, self.fields)
-
-    # --- steps ---------------------------------------------------------------------------------
 
     def _reuse(
         self, tree: str, options: BuildOptions, dockerfile_text: str, python: str, tag: str
@@ -434,20 +439,7 @@ class Pipeline:
         if earlier is None:
             return None
         self.fields |= step.take(earlier, tag)
-        rejection = publish_image(
-            self.settings,
-            self.engine,
-            self.docker,
-            self.build_id,
-            earlier.image_id,
-            tag=tag,
-            say=self.say,
-            enter_phase=self._phase,
-            fields=self.fields,
-        )
-        if rejection is not None:
-            return Result(rejection.status, rejection.failure, self.fields)
-        return Result(BuildStatus.SUCCEEDED, None, self.fields)
+        return self._publish(earlier.image_id, tag)
 
     def _prepare(self, options: BuildOptions) -> Path:
         shutil.rmtree(self.workspace, ignore_errors=True)
