@@ -40,6 +40,7 @@ from core.package_indexes import ENV_SECRET_ID, NETRC_SECRET_ID
 GENERATED_DIR = ".imagebuilder"
 APP_UID = 10001
 CA_SECRET_ID = "ca_bundle"
+FRESH_ARG = "IMAGEBUILDER_FRESH"
 TOOLS_DIR = "/opt/imagebuilder"
 UV = "uv==0.13.9"
 LOCK_TOOLS = {
@@ -219,6 +220,11 @@ def _tools_stage(plan: Plan, bases: BaseImages) -> list[str]:
         "",
         "# Stage tools: uv (and the lock's own tool) in a venv of their own, cached across builds.",
         f"FROM {bases.builder} AS tools",
+        # Unset normally; a build asked to run afresh (no_cache) sets it, which changes the key
+        # of every step below and of every stage built on this one: a fresh build without
+        # `docker build --no-cache`, which can crash dockerd 20.10's BuildKit when builds that
+        # share steps run at once (moby/buildkit#2303).
+        f"ARG {FRESH_ARG}",
         "ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "
         "PIP_ROOT_USER_ACTION=ignore UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never "
         f"PATH=$PATH:{TOOLS_DIR}/bin",

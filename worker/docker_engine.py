@@ -115,8 +115,6 @@ class ImageBuild:
     build_args: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, Path] = field(default_factory=dict)
-    # No layer cache (and fresh cache mounts): what `no_cache=true` asks for.
-    no_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -388,8 +386,6 @@ class DockerEngine:
         command += ["-f", str(spec.dockerfile)]
         if spec.target:
             command += ["--target", spec.target]
-        if spec.no_cache:
-            command.append("--no-cache")
         for name, value in spec.build_args.items():
             command += ["--build-arg", f"{name}={value}"]
         for name, value in spec.labels.items():

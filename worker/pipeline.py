@@ -48,7 +48,7 @@ from core.credential_redaction import redact_line
 from core.db import retrying, session_scope, utcnow
 from core.detect import DetectionError, Plan, detect
 from core.diagnose import classify_build_failure
-from core.dockerfile import CA_SECRET_ID, BaseImages, render
+from core.dockerfile import CA_SECRET_ID, FRESH_ARG, BaseImages, render
 from core.dockerfile_lint import lint
 from core.dockerfile_syntax import (
     DockerfileInvalid,
@@ -311,7 +311,7 @@ class Pipeline:
             base_image_digest=base_image_digest(self.docker, base) if base else None,
         )
 
-        reused = self._reuse(tree, options, dockerfile_text, plan.python_version, tag)
+        reused = self._reuse(tree, options, dockerfile_text, plan.python_version, tag, generated)
         if reused is not None:
             return reused
 
@@ -323,7 +323,6 @@ class Pipeline:
             "runtime" if generated else None,
             options,
             generated,
-            fresh=options.no_cache,
         )
 
         if options.run_tests and plan.test_command is not None:
@@ -407,12 +406,23 @@ class Pipeline:
         return Result(BuildStatus.SUCCEEDED, None, self.fields)
 
     def _reuse(
-        self, tree: str, options: BuildOptions, dockerfile_text: str, python: str, tag: str
+        self,
+        tree: str,
+        options: BuildOptions,
+        dockerfile_text: str,
+        python: str,
+        tag: str,
+        generated: bool,
     ) -> Result | None:
         """The result of an earlier build with the same inputs, taken as this build's (and
         published like a built one); None when this build must build."""
         if options.no_cache:
-            self.say("reuse: off (no_cache=true): building afresh, without the layer cache")
+            self.say(
+                "reuse: off (no_cache=true): building afresh, without the layer cache"
+                if generated
+                else "reuse: off (no_cache=true); a project's own Dockerfile is built with the "
+                "layer cache (change a line above a step to run it again)"
+            )
             return None
         if not self.settings.reuse_results:
             return None
@@ -576,11 +586,7 @@ class Pipeline:
         target: str | None,
         options: BuildOptions,
         generated: bool,
-        *,
-        fresh: bool = False,
     ) -> str:
-        """Build `target`; `fresh`: without the layer cache (the test stage built after a fresh
-        runtime stage reuses what that build just made)."""
         self.say(f"docker build{' --target ' + target if target else ''}")
         secrets = {CA_SECRET_ID: self.settings.ca_bundle} if self.settings.ca_bundle else {}
         secrets |= self.secrets.files
@@ -588,7 +594,7 @@ class Pipeline:
             context=root,
             dockerfile=dockerfile,
             target=target,
-            build_args=options.build_args,
+            build_args=self._build_args(options, generated),
             # Labels that change with every build go on the command line, never in the
             # Dockerfile: the layers stay cached and the generated file stays stable.
             labels={
@@ -597,7 +603,6 @@ class Pipeline:
             }
             | self._provenance_labels,
             secrets=secrets,
-            no_cache=fresh,
         )
         try:
             image_id = self.docker.build(spec, self._build_line, self.watchdog)
@@ -606,6 +611,14 @@ class Pipeline:
             raise ProjectFault(classify_build_failure(tail, generated=generated)) from exc
         self._images_to_remove.append(image_id)
         return image_id
+
+    def _build_args(self, options: BuildOptions, generated: bool) -> dict[str, str]:
+        """The user's build arguments; with no_cache, a generated Dockerfile's FRESH_ARG set to
+        this build: every step from its first stage on runs again (the test stage, built after,
+        reuses what this build just made)."""
+        if options.no_cache and generated:
+            return options.build_args | {FRESH_ARG: self.build_id}
+        return dict(options.build_args)
 
     def _user(self, image_id: str) -> str:
         """The numeric user the image's processes run as, unless that is root (however it is

@@ -2,6 +2,7 @@
 
 # Stage tools: uv (and the lock's own tool) in a venv of their own, cached across builds.
 FROM imagebuilder/python-builder:3.11 AS tools
+ARG IMAGEBUILDER_FRESH
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never PATH=$PATH:/opt/imagebuilder/bin
 RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked --mount=type=secret,id=ca_bundle --mount=type=secret,id=package_index_netrc --mount=type=secret,id=package_index_env if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; if [ -s /run/secrets/package_index_env ]; then . /run/secrets/package_index_env; fi; python3 -m venv /opt/imagebuilder && /opt/imagebuilder/bin/pip install --quiet uv==0.13.9
 RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca_bundle --mount=type=secret,id=package_index_netrc --mount=type=secret,id=package_index_env if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle; fi; if [ -s /run/secrets/package_index_env ]; then . /run/secrets/package_index_env; fi; uv pip install --python /opt/imagebuilder/bin/python poetry==2.5.1 poetry-plugin-export==1.10.1
