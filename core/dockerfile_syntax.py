@@ -23,17 +23,15 @@ after a `#!` line, `//` directives, unknown directives before it, and a JSON doc
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import dockerfile as _buildkit
-
 MAX_BYTES = 256 * 1024
 BUILDKIT_ARG_PREFIX = "BUILDKIT_"
-_KNOWN_INSTRUCTIONS = frozenset(name.upper() for name in _buildkit.all_cmds())
 _NOT_TRIGGERS = frozenset({"ONBUILD", "FROM", "MAINTAINER"})
 _PLATFORM_ARGS = frozenset(
     f"{who}{key}" for who in ("BUILD", "TARGET") for key in ("OS", "ARCH", "PLATFORM", "VARIANT")
@@ -43,6 +41,21 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A value that reads the same through BuildKit's flag splitter, its CSV reader and its expander.
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./:@%+~=-]*")
 _SCOPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]*")
+
+
+@functools.cache
+def _buildkit() -> Any:
+    """BuildKit's parser, a Go library: loaded on first use, never at import. The Go runtime
+    starts when its library loads and does not survive fork(); Celery's prefork pool forks its
+    workers from a parent that imported this module, and a child would then hang in a parse."""
+    import dockerfile
+
+    return dockerfile
+
+
+@functools.cache
+def _known_instructions() -> frozenset[str]:
+    return frozenset(name.upper() for name in _buildkit().all_cmds())
 
 
 class DockerfileInvalid(ValueError):
@@ -144,8 +157,8 @@ def parse(text: str, *, max_bytes: int | None = MAX_BYTES) -> Dockerfile:
 
 def _parse_commands(text: str) -> tuple[Any, ...]:
     try:
-        commands: tuple[Any, ...] = _buildkit.parse_string(text)
-    except _buildkit.GoParseError as exc:
+        commands: tuple[Any, ...] = _buildkit().parse_string(text)
+    except _buildkit().GoParseError as exc:
         raise DockerfileInvalid(f"BuildKit cannot parse it: {exc}") from exc
     for command in commands:
         if command.heredocs:
@@ -153,7 +166,7 @@ def _parse_commands(text: str) -> tuple[Any, ...]:
                 f"line {command.start_line}: heredocs (`<<EOF`) are not supported by this "
                 "builder's Dockerfile frontend"
             )
-        if command.cmd.upper() not in _KNOWN_INSTRUCTIONS:
+        if command.cmd.upper() not in _known_instructions():
             raise DockerfileInvalid(
                 f"line {command.start_line}: unknown instruction {command.cmd.upper()}"
             )
@@ -172,8 +185,8 @@ def _escape_token(text: str) -> str:
         leading.append(line)
     probe = "\n".join([*leading, "FROM scratch", "RUN a \\", "b", ""])
     try:
-        commands = _buildkit.parse_string(probe)
-    except _buildkit.GoParseError as exc:
+        commands = _buildkit().parse_string(probe)
+    except _buildkit().GoParseError as exc:
         raise DockerfileInvalid(f"BuildKit cannot parse its directives: {exc}") from exc
     return "\\" if len(commands) == 2 else "`"
 
@@ -201,11 +214,11 @@ def _trigger(command: Any) -> Instruction:
     text = re.sub(r"(?is)^\s*ONBUILD\s*", "", command.original)
     where = f"line {command.start_line}: ONBUILD"
     try:
-        (inner,) = _buildkit.parse_string(text + "\n")
-    except (_buildkit.GoParseError, ValueError) as exc:
+        (inner,) = _buildkit().parse_string(text + "\n")
+    except (_buildkit().GoParseError, ValueError) as exc:
         raise DockerfileInvalid(f"{where} does not hold exactly one instruction") from exc
     keyword = inner.cmd.upper()
-    if inner.heredocs or keyword not in _KNOWN_INSTRUCTIONS or keyword in _NOT_TRIGGERS:
+    if inner.heredocs or keyword not in _known_instructions() or keyword in _NOT_TRIGGERS:
         raise DockerfileInvalid(f"{where} {keyword} is not allowed")
     return Instruction(
         line=command.start_line,
