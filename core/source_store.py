@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import Engine, delete, exists, func, select
+from sqlalchemy import Engine, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -72,8 +72,11 @@ class DatabaseStore:
         try:
             with session_scope(self.engine) as session, path.open("rb") as handle:
                 for seq, chunk in enumerate(iter(lambda: handle.read(CHUNK_BYTES), b"")):
-                    session.add(SourceChunk(sha256=sha256, seq=seq, data=chunk, at=utcnow()))
-                    session.flush()  # one chunk in memory at a time
+                    # One chunk in memory at a time: a plain INSERT, no object kept.
+                    session.execute(
+                        insert(SourceChunk),
+                        {"sha256": sha256, "seq": seq, "data": chunk, "at": utcnow()},
+                    )
         except IntegrityError:
             if not self.exists(sha256):
                 raise  # not a concurrent upload of the same content: a real fault
@@ -85,23 +88,23 @@ class DatabaseStore:
     def local_copy(self, sha256: str, workspace: Path) -> Path | None:
         workspace.mkdir(parents=True, exist_ok=True)
         target = workspace / "source.zip"
-        with session_scope(self.engine) as session:
-            count = session.scalar(
-                select(func.count()).select_from(SourceChunk).where(SourceChunk.sha256 == sha256)
-            )
-            if not count:
-                return None
-            with target.open("wb") as out:
-                for seq in range(count):
-                    data = session.scalar(
-                        select(SourceChunk.data).where(
-                            SourceChunk.sha256 == sha256, SourceChunk.seq == seq
-                        )
-                    )
-                    if data is None:
-                        target.unlink(missing_ok=True)
-                        return None
-                    out.write(data)
+        chunks = (
+            select(SourceChunk.seq, SourceChunk.data)
+            .where(SourceChunk.sha256 == sha256)
+            .order_by(SourceChunk.seq)
+            .execution_options(yield_per=1)  # streamed: one chunk in memory at a time
+        )
+        written, whole = 0, True
+        with session_scope(self.engine) as session, target.open("wb") as out:
+            for seq, data in session.execute(chunks):
+                if seq != written:
+                    whole = False  # a chunk is missing: the source is not whole
+                    break
+                out.write(data)
+                written += 1
+        if written == 0 or not whole:
+            target.unlink(missing_ok=True)
+            return None
         return target
 
     def delete(self, sha256: str) -> None:
