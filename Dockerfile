@@ -26,6 +26,7 @@ RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     /opt/imagebuilder/bin/pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY core core
+COPY adapters adapters
 COPY app app
 COPY worker worker
 RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \

@@ -45,7 +45,7 @@ lint:
 	@$(SETUP) python-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy core app worker client tests bench migrations
+	$(BIN)/mypy core adapters app worker client tests bench migrations
 
 fmt:
 	@$(SETUP) python-deps

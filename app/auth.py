@@ -9,11 +9,11 @@ import hmac
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from core.auth import Caller
+from core.access.caller import Caller
+from core.access.tokens import authenticate, ensure_bootstrap_token
 from core.db import read_scope, session_scope
 from core.errors import Forbidden, Unauthenticated
 from core.settings import Settings
-from core.tokens import authenticate, ensure_bootstrap_token
 
 # auto_error=False: a missing or non-bearer header is our own 401 problem, not FastAPI's.
 bearer_scheme = HTTPBearer(

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from app.auth import bearer_scheme, caller_from_credentials, require_admin
 from app.logstream import LogHub
 from app.quotas import OwnerSlots
-from core.auth import Caller
-from core.builds import get_build
+from core.access.caller import Caller
+from core.builds.service import get_build
 from core.db import read_scope, session_factory
 from core.models import Build
 from core.settings import Settings

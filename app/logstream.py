@@ -20,8 +20,8 @@ from fastapi import Request
 from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
 
+from core.builds.logs import read_lines
 from core.db import read_scope
-from core.logs import read_lines
 from core.models import Build
 from core.status import BuildStatus
 

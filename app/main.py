@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
+from adapters.broker import create_celery
 from app import openapi, problems, web
 from app.hot_reads import HotReads
 from app.http_metrics import HttpMetrics, HttpMetricsMiddleware
@@ -17,12 +18,11 @@ from app.limits import BodyLimit
 from app.logstream import LogHub
 from app.quotas import OwnerSlots
 from app.routes import builds, health, indexes, metrics, plan, supply_chain, tokens
-from core import tracing
+from core.access.tokens import ensure_bootstrap_token
 from core.db import get_engine, session_scope
-from core.logjson import configure_logging
+from core.observability import tracing
+from core.observability.json_logs import configure_logging
 from core.settings import Settings, get_settings
-from core.tokens import ensure_bootstrap_token
-from worker.celery_app import create_celery
 
 log = logging.getLogger(__name__)
 

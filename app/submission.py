@@ -14,21 +14,21 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.upload import read_upload
-from core import builds as build_service
-from core import tracing
-from core.auth import Caller
+from adapters.broker import enqueue_build
+from app.upload_body import read_upload
+from core.access.caller import Caller
+from core.access.namespaces import check_user_tag
+from core.builds import service as build_service
+from core.builds.options import BuildOptions
+from core.builds.resources import BuildOut, build_out
+from core.builds.retention import ensure_disk_space
 from core.db import session_scope
 from core.errors import ImageBuilderError, InvalidOption
 from core.models import Build
-from core.namespaces import check_user_tag
-from core.options import BuildOptions
-from core.resources import BuildOut, build_out
-from core.retention import ensure_disk_space
+from core.observability import tracing
 from core.settings import Settings
-from core.source_store import source_store
-from core.sources import StoredSource, accept_source, new_upload_path
-from worker.dispatch import enqueue_build
+from core.sources.intake import StoredSource, accept_source, new_upload_path
+from core.sources.store import source_store
 
 FieldsHook = Callable[[dict[str, str]], dict[str, str]]
 

@@ -41,8 +41,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.detect import detect  # noqa: E402
-from core.dockerfile import CA_SECRET_ID, BaseImages, render  # noqa: E402
+from core.detection.detect import detect  # noqa: E402
+from core.dockerfile.render import CA_SECRET_ID, BaseImages, render  # noqa: E402
 from core.settings import Settings  # noqa: E402
 
 TERMINAL = {"succeeded", "failed", "error", "timed_out", "cancelled"}

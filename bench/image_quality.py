@@ -40,8 +40,8 @@ from statistics import median
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.detect import detect  # noqa: E402
-from core.dockerfile import CA_SECRET_ID, BaseImages, render  # noqa: E402
+from core.detection.detect import detect  # noqa: E402
+from core.dockerfile.render import CA_SECRET_ID, BaseImages, render  # noqa: E402
 
 DOCKER = os.environ.get("IMAGEBUILDER_DOCKER_CLI", "/usr/bin/docker")
 PYTHON = "3.11"

@@ -21,19 +21,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.advisories import (
+from core.access.tokens import create_token
+from core.builds.rebuilds import builds_on_base
+from core.db import get_engine, session_scope
+from core.detection.lockfile import LockInvalid, locked_packages
+from core.errors import InvalidOption
+from core.settings import get_settings
+from core.supply_chain.advisories import (
     AdvisorySourceInvalid,
     database_status,
     find_vulnerabilities,
     load_osv,
     replace_advisories,
 )
-from core.db import get_engine, session_scope
-from core.errors import InvalidOption
-from core.lockfile import LockInvalid, locked_packages
-from core.rebuilds import builds_on_base
-from core.settings import get_settings
-from core.tokens import create_token
 
 
 def _write(text: str) -> None:

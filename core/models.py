@@ -83,12 +83,12 @@ class Build(Base):
     push: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     callback_url: Mapped[str | None] = mapped_column(Text)
 
-    # Reuse (core/reuse.py): the key of the build's inputs, and the earlier build whose result
-    # it took instead of building.
+    # Reuse (core/builds/reuse.py): the key of the build's inputs, and the earlier build whose
+    # result it took instead of building.
     reuse_key: Mapped[str | None] = mapped_column(String(64))
     reused_from: Mapped[str | None] = mapped_column(String(40))
     # Which of the owner's projects this is (the tag's repository, else the project's name), and
-    # what changed since that project's previous succeeded build (core/changes.py).
+    # what changed since that project's previous succeeded build (core/builds/changes.py).
     project: Mapped[str | None] = mapped_column(String(255))
     changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
@@ -145,7 +145,7 @@ class Token(Base):
 
 
 class SourceChunk(Base):
-    """One piece of a stored source when sources live in the database (core/source_store.py)."""
+    """One piece of a stored source when sources live in the database (core/sources/store.py)."""
 
     __tablename__ = "source_chunks"
 
@@ -250,7 +250,8 @@ class WebhookDelivery(Base):
 
 
 class MetricCounter(Base):
-    """One running total that /metrics reports (core/metrics.py names them), kept up to date as
+    """One running total that /metrics reports (core/observability/metrics.py names them), kept up
+    to date as
     builds are created and end, so a scrape reads a few dozen rows however many builds exist."""
 
     __tablename__ = "metric_counters"
@@ -273,7 +274,7 @@ class SubmissionAttempt(Base):
 
 class PackageIndex(Base):
     """A package index builds of an owner (or, with the reserved owner `_global`, of every owner)
-    install from. The credentials are AES-GCM encrypted (core.secret_box), never returned."""
+    install from. The credentials are AES-GCM encrypted (core.access.secret_box), never returned."""
 
     __tablename__ = "package_indexes"
 

@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # One JSON object per log line (for log shippers); "text" for people at a terminal.
     log_format: Literal["json", "text"] = "json"
-    # OpenTelemetry traces from upload to pipeline phases (core.tracing), exported over OTLP.
+    # OpenTelemetry traces from upload to pipeline phases (core.observability.tracing), exported
+    # over OTLP.
     tracing_enabled: bool = False
     tracing_service: str = "imagebuilder"
     data_dir: Path = Path("./data")
@@ -33,7 +34,7 @@ class Settings(BaseSettings):
 
     # Accepted as an admin token from start-up (stored hashed, created if absent).
     bootstrap_token: SecretStr | None = None
-    # Encrypts secrets stored in the database (package index credentials; core.secret_box).
+    # Encrypts secrets stored in the database (package index credentials; core.access.secret_box).
     # Required in production; in development, unset means a random key file in data_dir.
     secret_key: SecretStr | None = None
 
@@ -112,11 +113,11 @@ class Settings(BaseSettings):
     # The name this worker's build host is shown by (`host` of a build); default: the name its
     # Docker daemon reports.
     build_host: str = ""
-    # Where accepted sources are kept (core/source_store.py): "folder" in the data folder,
+    # Where accepted sources are kept (core/sources/store.py): "folder" in the data folder,
     # "database" for build hosts that share no disk with the API.
     source_store: Literal["folder", "database"] = "folder"
     # A submission whose inputs equal an earlier succeeded build's takes that result instead of
-    # building (core/reuse.py); off: every submission builds (the layer cache still applies).
+    # building (core/builds/reuse.py); off: every submission builds (the layer cache still applies).
     reuse_results: bool = True
 
     # Reliability: a running build whose worker stops beating is handed back or failed.
@@ -240,7 +241,7 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 6
     # Delay before the first retry; each later retry waits twice as long (at most an hour).
     webhook_backoff_seconds: float = 30.0
-    # Private package indexes (core.package_indexes): plain-http index URLs send their
+    # Private package indexes (core.access.package_indexes): plain-http index URLs send their
     # credentials in clear, so they are refused unless this is set (a test, a trusted network).
     index_allow_http: bool = False
 

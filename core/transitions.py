@@ -14,8 +14,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
-from core.metrics import count_ended, count_outcome
 from core.models import Build, BuildEvent
+from core.observability.metrics import count_ended, count_outcome
 from core.status import BuildStatus, Failure, Phase, sources_of
 
 

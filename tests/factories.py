@@ -6,12 +6,12 @@ import secrets
 
 from sqlalchemy import Engine
 
-from core.auth import Caller
-from core.builds import create_build
+from core.access.caller import Caller
+from core.builds.options import BuildOptions
+from core.builds.service import create_build
 from core.db import session_scope
-from core.options import BuildOptions
 from core.settings import Settings
-from core.sources import StoredSource
+from core.sources.intake import StoredSource
 
 # The image namespace of the default settings, where the factories' builds tag their images.
 TEST_NAMESPACE: str = Settings.model_fields["image_namespace"].default

@@ -1,7 +1,7 @@
 """A build's package index secrets: what the pipeline hands BuildKit, and what it must never show.
 
-`prepare()` takes the credentials out of the project's files (core.credential_redaction), resolves
-the owner's indexes (core.package_indexes) and writes the two secret files, netrc and shell
+`prepare()` takes the credentials out of the project's files (core.sources.credentials), resolves
+the owner's indexes (core.access.package_indexes) and writes the two secret files, netrc and shell
 exports, to a private temporary folder (0700, files 0600 from their creation) that `remove()`
 deletes when the build ends. `redact()` cleans any text of URL userinfo and of this build's
 passwords before it is logged or stored.
@@ -18,17 +18,17 @@ from urllib.parse import unquote
 
 from sqlalchemy import Engine
 
-from core.credential_redaction import redact_line, redact_project, warning_for
-from core.db import session_scope
-from core.package_indexes import (
+from core.access.package_indexes import (
     ENV_SECRET_ID,
     NETRC_SECRET_ID,
     IndexCredentials,
     build_indexes,
     usable_credential,
 )
-from core.secret_box import secret_box
+from core.access.secret_box import secret_box
+from core.db import session_scope
 from core.settings import Settings
+from core.sources.credentials import redact_line, redact_project, warning_for
 
 # Shorter passwords are not masked in free text: masking "abc" everywhere would ruin the log.
 # URL userinfo is removed whatever its length.
@@ -60,7 +60,7 @@ class BuildSecrets:
 
 def prepare(root: Path, engine: Engine, settings: Settings, owner: str) -> BuildSecrets:
     """Redact the project at `root` in place and write the secrets of a build of `owner`.
-    Raises core.secret_box.SecretUnreadable when stored credentials do not decrypt."""
+    Raises core.access.secret_box.SecretUnreadable when stored credentials do not decrypt."""
     found = redact_project(root)
     usable = {
         c.host: IndexCredentials(unquote(c.username), unquote(c.password))

@@ -10,7 +10,7 @@ Checks of the runtime image, after the tests pass:
 - boot: the inferred start command runs in a locked-down container (no network: a server on
   0.0.0.0 is probed from inside it on 127.0.0.1). A web app must answer HTTP on its port before a
   deadline, a command must exit 0 for `--help`; otherwise `boot_failed`, with its output.
-A project's own Dockerfile is read by BuildKit's own parser (core.dockerfile_syntax) and linted
+A project's own Dockerfile is read by BuildKit's own parser (core.dockerfile.syntax) and linted
 (findings in the log and the plan); it is refused `dockerfile_invalid` when it is too large, names a
 remote frontend (a syntax directive), cannot be read with certainty, or when a build argument (or
 its ARG) starts with BUILDKIT_ (BUILDKIT_SYNTAX also picks a frontend).
@@ -41,44 +41,8 @@ from sqlalchemy import Engine, Row, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from core import tracing
-from core.archive import extract_archive
-from core.changes import changes_since_previous, project_of
-from core.credential_redaction import redact_line
-from core.db import retrying, session_scope, utcnow
-from core.detect import DetectionError, Plan, detect
-from core.diagnose import classify_build_failure
-from core.dockerfile import CA_SECRET_ID, FRESH_ARG, BaseImages, render
-from core.dockerfile_lint import lint
-from core.dockerfile_syntax import (
-    DockerfileInvalid,
-    image_uses,
-    refused_build_args,
-    scope_cache_mounts,
-)
-from core.dockerfile_syntax import parse as read_dockerfile
-from core.errors import ArchiveRejected
-from core.image_user import needs_image_files, unprivileged_user
-from core.junit import TestCounts, parse_junit, summarize
-from core.logs import LogSink, LogStream
-from core.models import Build
-from core.namespaces import cache_scope
-from core.native import NATIVE_RECORD_DIR
-from core.options import BuildOptions
-from core.provenance import image_labels
-from core.reuse import release, tree_digest
-from core.secret_box import SecretUnreadable
-from core.settings import MiB, Settings
-from core.source_store import source_store
-from core.status import BuildStatus, Failure, Phase
-from core.supply_chain_policy import final_base_image
-from core.test_output import pytest_counts, unittest_counts
-from core.test_runner import runner_of
-from core.transitions import enter_phase, transition
-from core.workspace import ProjectRootMissing, project_root
-from worker import build_secrets
-from worker.bases import available_python_versions
-from worker.docker_engine import (
+from adapters.docker.bases import available_python_versions
+from adapters.docker.engine import (
     BuildStepFailed,
     CommandRun,
     DockerEngine,
@@ -88,6 +52,42 @@ from worker.docker_engine import (
     TestOutcome,
     TestRun,
 )
+from core.access.namespaces import cache_scope
+from core.access.secret_box import SecretUnreadable
+from core.builds.changes import changes_since_previous, project_of
+from core.builds.logs import LogSink, LogStream
+from core.builds.options import BuildOptions
+from core.builds.reuse import release, tree_digest
+from core.db import retrying, session_scope, utcnow
+from core.detection.detect import DetectionError, Plan, detect
+from core.detection.native import NATIVE_RECORD_DIR
+from core.detection.test_runner import runner_of
+from core.dockerfile.image_user import needs_image_files, unprivileged_user
+from core.dockerfile.lint import lint
+from core.dockerfile.render import CA_SECRET_ID, FRESH_ARG, BaseImages, render
+from core.dockerfile.syntax import (
+    DockerfileInvalid,
+    image_uses,
+    refused_build_args,
+    scope_cache_mounts,
+)
+from core.dockerfile.syntax import parse as read_dockerfile
+from core.errors import ArchiveRejected
+from core.models import Build
+from core.observability import tracing
+from core.results.diagnose import classify_build_failure
+from core.results.junit import TestCounts, parse_junit, summarize
+from core.results.test_output import pytest_counts, unittest_counts
+from core.settings import MiB, Settings
+from core.sources.archive import extract_archive
+from core.sources.credentials import redact_line
+from core.sources.store import source_store
+from core.sources.workspace import ProjectRootMissing, project_root
+from core.status import BuildStatus, Failure, Phase
+from core.supply_chain.policy import final_base_image
+from core.supply_chain.provenance import image_labels
+from core.transitions import enter_phase, transition
+from worker import build_secrets
 from worker.reuse import ReuseStep
 from worker.supply_chain import base_image_digest, base_image_gate, publish_image, scan_image
 

@@ -1,5 +1,5 @@
 """The pipeline's reuse step: before building, take the result of an earlier build of the same
-owner with the same inputs (core/reuse.py says what they are), or wait for an identical build
+owner with the same inputs (core/builds/reuse.py says what they are), or wait for an identical build
 that is running, or claim the inputs and build."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from core import reuse
+from adapters.docker.engine import DockerEngine, Stopped
+from core.builds import reuse
+from core.builds.options import BuildOptions
 from core.db import session_scope
-from core.dockerfile_syntax import DockerfileInvalid, image_uses
+from core.dockerfile.syntax import DockerfileInvalid, image_uses
 from core.models import Build
-from core.options import BuildOptions
-from core.provenance import builder_version
 from core.settings import Settings
-from worker.docker_engine import DockerEngine, Stopped
+from core.supply_chain.provenance import builder_version
 
 # How often a build that waits for an identical one looks again.
 WAIT_POLL_SECONDS = 1.0

@@ -17,17 +17,17 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, select, update
 
+from adapters.docker.engine import DockerEngine, DockerUnavailable
+from core.builds.logs import LogSink, LogStream
+from core.builds.retention import purge_expired
+from core.builds.scheduling import claim_next
 from core.db import session_scope, utcnow
-from core.logjson import logging_for_build
-from core.logs import LogSink, LogStream
 from core.models import Build
-from core.retention import purge_expired
-from core.scheduling import claim_next
+from core.observability.json_logs import logging_for_build
 from core.settings import Settings
-from core.source_store import source_store
+from core.sources.store import source_store
 from core.status import BuildStatus, Failure
 from core.transitions import transition
-from worker.docker_engine import DockerEngine, DockerUnavailable
 from worker.pipeline import Pipeline, Result, finish, worker_name
 from worker.webhooks import enqueue_webhooks
 
@@ -52,7 +52,8 @@ def execute_build(
     docker_factory: DockerFactory,
     requeue: Requeue,
 ) -> BuildStatus | None:
-    """Claim the fairest queued build (see core.scheduling; `build_id` is the message's ticket) and
+    """Claim the fairest queued build (see core.builds.scheduling; `build_id` is the message's
+    ticket) and
     run it to its end. None when there was nothing to run; a ticket whose owners are all at their
     cap is re-sent later."""
     with session_scope(engine) as session:

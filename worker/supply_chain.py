@@ -24,7 +24,21 @@ from typing import Any
 
 from sqlalchemy import Engine, delete
 
-from core.advisories import (
+from adapters.docker.engine import (
+    CommandRun,
+    DockerEngine,
+    DockerUnavailable,
+    PushFailed,
+    Watchdog,
+)
+from core.access.namespaces import foreign_images, owner_component, push_target
+from core.builds.logs import LogStream, iter_all_lines
+from core.builds.options import BuildOptions
+from core.db import retrying, session_scope, utcnow
+from core.models import Build, BuildArtifact
+from core.settings import MiB, Settings
+from core.status import BuildStatus, Failure, Phase
+from core.supply_chain.advisories import (
     DatabaseStatus,
     Finding,
     database_status,
@@ -32,23 +46,7 @@ from core.advisories import (
     find_vulnerabilities,
     merge_aliases,
 )
-from core.db import retrying, session_scope, utcnow
-from core.logs import LogStream, iter_all_lines
-from core.models import Build, BuildArtifact
-from core.namespaces import foreign_images, owner_component, push_target
-from core.options import BuildOptions
-from core.provenance import ProvenanceInput, builder_version, provenance
-from core.sbom import (
-    BomSubject,
-    Inventory,
-    PythonPackage,
-    cyclonedx,
-    parse_dpkg_status,
-    parse_os_release,
-)
-from core.settings import MiB, Settings
-from core.status import BuildStatus, Failure, Phase
-from core.supply_chain_policy import (
+from core.supply_chain.policy import (
     Violation,
     blocking,
     check_base_images,
@@ -56,12 +54,14 @@ from core.supply_chain_policy import (
     image_uses,
     parse_reference,
 )
-from worker.docker_engine import (
-    CommandRun,
-    DockerEngine,
-    DockerUnavailable,
-    PushFailed,
-    Watchdog,
+from core.supply_chain.provenance import ProvenanceInput, builder_version, provenance
+from core.supply_chain.sbom import (
+    BomSubject,
+    Inventory,
+    PythonPackage,
+    cyclonedx,
+    parse_dpkg_status,
+    parse_os_release,
 )
 
 SBOM = "sbom"

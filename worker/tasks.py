@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from celery import Celery, Task
 from opentelemetry.trace import SpanKind
 
-from core import tracing
+from adapters.broker import RUN_BUILD, SWEEP, enqueue_build
 from core.db import get_engine
+from core.observability import tracing
 from core.settings import Settings, get_settings
-from worker.celery_app import RUN_BUILD, SWEEP, celery_app
-from worker.dispatch import enqueue_build
+from worker.celery_app import celery_app
 from worker.runner import docker_factory_for, execute_build, sweep
 
 

@@ -3,8 +3,8 @@
     enqueue_webhooks(build_id)   after a build's terminal transition: one WebhookDelivery row per
                                  destination (the build's callback_url, the owner's default),
                                  committed, then a "webhooks.deliver" message for each
-    deliver_once(...)            one attempt: check the destination (core.webhooks), POST the
-                                 signed body to the checked address, record the outcome; returns
+    deliver_once(...)            one attempt: check the destination (core.webhooks.message), POST
+                                 the signed body to the checked address, record the outcome; returns
                                  when to try again
     resend_due(...)              re-sends deliveries whose message the broker lost
 
@@ -28,15 +28,14 @@ from celery import Celery
 from sqlalchemy import Engine, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.auth import Caller
-from core.builds import get_build
+from core.access.caller import Caller
+from core.builds.resources import build_out
+from core.builds.service import get_build
 from core.db import get_engine, session_scope, utcnow
 from core.errors import WebhookRefused
 from core.models import Build, OwnerSettings, WebhookDelivery
-from core.resources import build_out
 from core.settings import Settings, get_settings
-from core.webhook_signing import active_secrets
-from core.webhooks import (
+from core.webhooks.message import (
     Resolver,
     Target,
     UnresolvableHost,
@@ -46,6 +45,7 @@ from core.webhooks import (
     resolve_target,
     system_resolver,
 )
+from core.webhooks.signing import active_secrets
 from worker.celery_app import celery_app
 
 log = logging.getLogger(__name__)

@@ -34,15 +34,15 @@ from app.logstream import (
 from app.problems import problem_responses
 from app.quotas import holding_async
 from app.submission import given, submit_upload
-from app.upload import FILE_FIELD
-from core import builds as build_service
-from core.auth import Caller
+from app.upload_body import FILE_FIELD
+from core.access.caller import Caller
+from core.builds import service as build_service
+from core.builds.resources import BuildOut, BuildPage, build_out, build_summary_out
+from core.builds.status_poll import PolledBuild, read_polled_build
 from core.db import read_scope
 from core.errors import DockerfileNotReady
-from core.resources import BuildOut, BuildPage, build_out, build_summary_out
 from core.settings import Settings
 from core.status import BuildStatus
-from core.status_poll import PolledBuild, read_polled_build
 
 router = APIRouter(prefix="/api/v1/builds", tags=["builds"])
 

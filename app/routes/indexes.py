@@ -14,15 +14,15 @@ from pydantic import BaseModel, Field
 
 from app.deps import CurrentCaller, SessionDep, SettingsDep
 from app.problems import problem_responses
-from core.models import PackageIndex
-from core.package_indexes import (
+from core.access.package_indexes import (
     GLOBAL_SCOPE,
     delete_index,
     list_indexes,
     put_index,
     resolve_scope,
 )
-from core.secret_box import secret_box
+from core.access.secret_box import secret_box
+from core.models import PackageIndex
 
 router = APIRouter(prefix="/api/v1/owner/indexes", tags=["package indexes"])
 

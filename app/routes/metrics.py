@@ -19,8 +19,8 @@ from sqlalchemy import Engine
 
 from app.deps import EngineDep
 from core.db import session_scope
-from core.metrics import Snapshot, outcome_counts, snapshot, worker_load
-from core.provenance import builder_version
+from core.observability.metrics import Snapshot, outcome_counts, snapshot, worker_load
+from core.supply_chain.provenance import builder_version
 
 router = APIRouter(tags=["health"])
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"

@@ -11,23 +11,23 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from adapters.docker.bases import available_python_versions
+from adapters.docker.engine import DockerEngine, DockerUnavailable
 from app.deps import CurrentCaller, EngineDep, SettingsDep
 from app.problems import problem_responses
 from app.routes.builds import UPLOAD_BODY
 from app.submission import admit, given, parse_options
-from app.upload import read_upload
-from core.archive import extract_archive
-from core.credential_redaction import redact_line, redact_project, warning_for
-from core.detect import DetectionError, detect
-from core.dockerfile import BaseImages, render
+from app.upload_body import read_upload
+from core.access.namespaces import cache_scope
+from core.builds.options import BuildOptions
+from core.detection.detect import DetectionError, detect
+from core.dockerfile.render import BaseImages, render
 from core.errors import ImageBuilderError, ServiceUnavailable
-from core.namespaces import cache_scope
-from core.options import BuildOptions
 from core.settings import SUPPORTED_PYTHON_VERSIONS, Settings
-from core.sources import new_upload_path
-from core.workspace import ProjectRootMissing, project_root
-from worker.bases import available_python_versions
-from worker.docker_engine import DockerEngine, DockerUnavailable
+from core.sources.archive import extract_archive
+from core.sources.credentials import redact_line, redact_project, warning_for
+from core.sources.intake import new_upload_path
+from core.sources.workspace import ProjectRootMissing, project_root
 
 router = APIRouter(prefix="/api/v1", tags=["builds"])
 

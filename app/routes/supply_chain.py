@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapters.broker import enqueue_build
+from adapters.docker.engine import DockerEngine, DockerUnavailable
 from app.deps import (
     AdminCaller,
     BuildForCaller,
@@ -24,17 +26,15 @@ from app.deps import (
 )
 from app.problems import problem_responses
 from app.quotas import holding
-from core import rebuilds
+from core.builds import rebuilds
+from core.builds.resources import BuildOut, build_out
 from core.db import utcnow
 from core.errors import ArtifactNotAvailable, ImageUnavailable, ServiceUnavailable
 from core.models import Build, BuildArtifact, OwnerSettings
-from core.resources import BuildOut, build_out
-from core.sbom import MEDIA_TYPE as CYCLONEDX
 from core.status import BuildStatus
-from core.webhook_signing import active_secrets, check_secret, retire
-from core.webhooks import new_secret, parse_target
-from worker.dispatch import enqueue_build
-from worker.docker_engine import DockerEngine, DockerUnavailable
+from core.supply_chain.sbom import MEDIA_TYPE as CYCLONEDX
+from core.webhooks.message import new_secret, parse_target
+from core.webhooks.signing import active_secrets, check_secret, retire
 
 router = APIRouter(tags=["supply chain"])
 

@@ -9,8 +9,8 @@ from pydantic import BaseModel
 
 from app.deps import AdminCaller, SessionDep
 from app.problems import problem_responses
+from core.access.tokens import create_token, list_tokens, revoke_token
 from core.models import Token
-from core.tokens import create_token, list_tokens, revoke_token
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 

@@ -48,12 +48,12 @@ from app.web.session import (
     set_session_cookie,
 )
 from app.web.view import STATIC_DIR, STATIC_PREFIX, build_args_field, templates
-from core import builds as build_service
-from core.auth import Caller
+from core.access.caller import Caller
+from core.builds import service as build_service
+from core.builds.resources import build_out, build_summary_out
 from core.db import utcnow
 from core.errors import BuildDoesNotExist, BuildIsTerminal, DockerfileNotReady
 from core.models import Build
-from core.resources import build_out, build_summary_out
 from core.settings import SUPPORTED_PYTHON_VERSIONS
 from core.status import BuildStatus
 

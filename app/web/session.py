@@ -25,7 +25,7 @@ from fastapi import Depends, Request, Response
 from sqlalchemy import Engine
 
 from app.deps import EngineDep
-from core.auth import Caller
+from core.access.caller import Caller
 from core.db import read_scope
 from core.errors import Forbidden, Unauthenticated
 
@@ -133,8 +133,9 @@ def reject_cross_site(request: Request) -> None:
 
 def authenticate_token(engine: Engine, token: str) -> Caller | None:
     """The caller an API token stands for: the one place the dashboard maps a token to a caller."""
-    # Imported here: core.tokens is the API's token store, and the dashboard follows its interface.
-    from core.tokens import authenticate
+    # Imported here: core.access.tokens is the API's token store, and the dashboard follows its
+    # interface.
+    from core.access.tokens import authenticate
 
     if not valid_token_text(token):
         return None

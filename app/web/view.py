@@ -13,8 +13,8 @@ from pathlib import Path
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from core.builds.resources import BuildOut, TestsOut
 from core.errors import InvalidOption
-from core.resources import BuildOut, TestsOut
 from core.status import BuildStatus
 
 HERE = Path(__file__).resolve().parent

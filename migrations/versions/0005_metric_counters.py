@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from core.metrics import recount
+from core.observability.metrics import recount
 
 revision: str = "0005_metric_counters"
 down_revision: str | None = "0004"

@@ -18,10 +18,10 @@ import httpx
 import pytest
 import redis
 
+from adapters.broker import WEBHOOK_QUEUE
+from adapters.docker.engine import DockerEngine, DockerUnavailable
 from core.settings import Settings
 from tests.conftest import ADMIN_TOKEN, ROOT, migrate, require, test_settings, zip_project
-from worker.celery_app import WEBHOOK_QUEUE
-from worker.docker_engine import DockerEngine, DockerUnavailable
 
 
 def free_port() -> int:

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from adapters.docker.engine import DockerEngine
 from tests.conftest import PROJECTS, ROOT
 from tests.e2e.conftest import Service
-from worker.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
 

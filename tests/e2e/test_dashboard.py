@@ -15,11 +15,11 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 from sqlalchemy import update
 
-from core.auth import Caller
-from core.builds import create_build
+from core.access.caller import Caller
+from core.builds.options import BuildOptions
+from core.builds.service import create_build
 from core.db import make_engine, session_scope, utcnow
 from core.models import Build, LogLine
-from core.options import BuildOptions
 from core.status import BuildStatus
 from tests.conftest import ROOT, require, zip_project
 from tests.e2e.conftest import Service

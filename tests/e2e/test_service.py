@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from adapters.docker.engine import DockerEngine
 from tests.e2e.conftest import Service, finished, submit_project, wait_for_build
-from worker.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
 

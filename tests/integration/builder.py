@@ -10,18 +10,18 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from core.auth import Caller
-from core.builds import create_build
+from adapters.docker.engine import DockerEngine
+from core.access.caller import Caller
+from core.builds.logs import iter_all_lines
+from core.builds.options import BuildOptions
+from core.builds.service import create_build
 from core.db import session_scope
-from core.logs import iter_all_lines
 from core.models import Build
-from core.options import BuildOptions
 from core.settings import Settings
-from core.source_store import source_store
-from core.sources import accept_source, new_upload_path
-from core.uploads import receive_upload
+from core.sources.intake import accept_source, new_upload_path
+from core.sources.receive import receive_upload
+from core.sources.store import source_store
 from tests.conftest import require, zip_project
-from worker.docker_engine import DockerEngine
 from worker.runner import docker_factory_for, execute_build
 
 

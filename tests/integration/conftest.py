@@ -10,10 +10,10 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine, text
 
+from adapters.docker.engine import DockerEngine, DockerUnavailable
 from core.db import make_engine
 from core.settings import Settings
 from tests.conftest import migrate, require
-from worker.docker_engine import DockerEngine, DockerUnavailable
 
 POSTGRES_URL = os.environ.get("IMAGEBUILDER_TEST_POSTGRES_URL", "")
 

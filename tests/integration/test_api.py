@@ -13,6 +13,7 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from adapters.broker import QUEUE
 from app.main import create_app
 from core.db import session_scope
 from core.models import Build
@@ -20,7 +21,6 @@ from core.settings import Settings
 from core.status import BuildStatus
 from core.transitions import transition
 from tests.conftest import ADMIN_TOKEN, zip_project
-from worker.celery_app import QUEUE
 
 PROBLEM = "application/problem+json"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

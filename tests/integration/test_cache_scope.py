@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from core.dockerfile_syntax import scope_cache_mounts
+from adapters.docker.engine import DockerEngine
+from core.dockerfile.syntax import scope_cache_mounts
 from tests.conftest import require
-from worker.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -9,11 +9,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect, select
 
-from core.auth import Caller
-from core.builds import get_build, list_builds, request_cancel
+from core.access.caller import Caller
+from core.builds.logs import LogSink, LogStream, iter_all_lines
+from core.builds.service import get_build, list_builds, request_cancel
 from core.db import Base, session_scope
 from core.errors import BuildDoesNotExist, BuildIsTerminal, InvalidOption
-from core.logs import LogSink, LogStream, iter_all_lines
 from core.models import Build, BuildEvent
 from core.status import BuildStatus, Failure, Phase
 from core.transitions import enter_phase, transition

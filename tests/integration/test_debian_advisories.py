@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from core.advisories import find_debian_vulnerabilities, load_osv, replace_advisories
 from core.db import session_scope
-from core.sbom import Inventory, OperatingSystem, PythonPackage, parse_dpkg_status
+from core.supply_chain.advisories import find_debian_vulnerabilities, load_osv, replace_advisories
+from core.supply_chain.sbom import Inventory, OperatingSystem, PythonPackage, parse_dpkg_status
 from tests.integration.test_supply_chain import ADVISORIES
 from worker.supply_chain import scan
 

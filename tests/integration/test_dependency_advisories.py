@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from core.lockfile import locked_packages
+from core.detection.lockfile import locked_packages
 from core.settings import Settings
 from tests.conftest import ROOT
 from tests.integration.test_supply_chain import ADVISORIES, admin_cli

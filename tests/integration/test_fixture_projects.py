@@ -15,11 +15,11 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
+from adapters.docker.engine import DockerEngine
 from core.settings import Settings
 from core.status import BuildStatus
 from tests.conftest import PROJECTS
 from tests.integration.builder import Builder, builder_for
-from worker.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

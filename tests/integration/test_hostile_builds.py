@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from core.logs import SYSTEM_RESERVE_BYTES, iter_all_lines
+from adapters.docker.engine import DockerEngine
+from core.builds.logs import SYSTEM_RESERVE_BYTES, iter_all_lines
 from core.models import LogLine
 from core.settings import MiB, Settings
 from core.status import BuildStatus
 from tests.integration.builder import Builder, Outcome, builder_for
-from worker.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

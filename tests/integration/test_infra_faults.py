@@ -15,9 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, func, select, text, update
 
+from adapters.docker.engine import DockerEngine
 from app.main import create_app
+from core.builds.logs import LogSink, LogStream
 from core.db import make_engine, session_scope, utcnow
-from core.logs import LogSink, LogStream
 from core.models import Build, LogLine
 from core.settings import Settings
 from core.status import BuildStatus
@@ -26,7 +27,6 @@ from tests.conftest import ADMIN_TOKEN, migrate
 from tests.factories import queued_build
 from tests.integration.builder import Builder, builder_for
 from tests.proxy import SocketProxy
-from worker.docker_engine import DockerEngine
 from worker.runner import docker_factory_for, sweep
 
 DOCKER_SOCKET = Path("/var/run/docker.sock")

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.main import create_app
+from core.builds.scheduling import claim_next
 from core.db import session_scope
 from core.models import Build
-from core.scheduling import claim_next
 from core.settings import MiB, Settings
 from core.status import BuildStatus
 from core.transitions import transition

@@ -1,12 +1,18 @@
-"""core.logs.LogSink on SQLite and PostgreSQL: the cap holds against floods of output, the
+"""core.builds.logs.LogSink on SQLite and PostgreSQL: the cap holds against floods of output, the
 service's own lines survive it, and lines keep the stream that wrote them."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from core.builds.logs import (
+    MIN_LINE_BYTES,
+    SYSTEM_RESERVE_BYTES,
+    LogSink,
+    LogStream,
+    iter_all_lines,
+)
 from core.db import session_scope
-from core.logs import MIN_LINE_BYTES, SYSTEM_RESERVE_BYTES, LogSink, LogStream, iter_all_lines
 from core.models import Build
 from tests.factories import queued_build
 

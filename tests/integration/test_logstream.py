@@ -11,8 +11,8 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
 
 from app.logstream import LogHub
+from core.builds.logs import LogSink, LogStream
 from core.db import session_scope
-from core.logs import LogSink, LogStream
 from core.status import BuildStatus
 from core.transitions import transition
 from tests.factories import queued_build

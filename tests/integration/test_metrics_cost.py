@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import Engine, event, insert
 from sqlalchemy.orm import Session
 
+from core.builds.logs import LogSink, LogStream
 from core.db import make_engine, session_scope, utcnow
-from core.logs import LogSink, LogStream
-from core.metrics import Snapshot, recount, snapshot
 from core.models import Build, BuildEvent
+from core.observability.metrics import Snapshot, recount, snapshot
 from core.status import BuildStatus, Phase
 from core.transitions import enter_phase, transition
 from tests.conftest import migrate, test_settings

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, delete
 
 from app.main import create_app
 from core.db import session_scope
-from core.metrics import outcome_counts
 from core.models import Build
+from core.observability.metrics import outcome_counts
 from core.settings import Settings
 from core.status import BuildStatus, Failure
 from core.transitions import transition

@@ -28,19 +28,19 @@ from sqlalchemy import Engine, update
 
 from app.logstream import MAX_LINE_NUMBER
 from app.main import create_app
-from core.auth import Caller
-from core.builds import create_build
+from core.access.caller import Caller
+from core.access.tokens import create_token
+from core.builds.logs import LogSink, LogStream
+from core.builds.options import BuildOptions
+from core.builds.service import create_build
 from core.db import session_scope
-from core.logs import LogSink, LogStream
 from core.models import Build
-from core.options import BuildOptions
 from core.settings import Settings
-from core.source_store import FolderStore
-from core.sources import accept_source, new_upload_path
+from core.sources.intake import accept_source, new_upload_path
+from core.sources.receive import receive_upload
+from core.sources.store import FolderStore
 from core.status import BuildStatus, Failure
-from core.tokens import create_token
 from core.transitions import transition
-from core.uploads import receive_upload
 from tests.conftest import ADMIN_TOKEN, zip_project
 
 pytestmark = [pytest.mark.redis]

@@ -15,16 +15,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 
 from app.main import create_app
-from core.db import session_scope
-from core.models import PackageIndex
-from core.package_indexes import (
+from core.access.package_indexes import (
     GLOBAL_SCOPE,
     IndexCredentials,
     build_indexes,
     list_indexes,
     put_index,
 )
-from core.secret_box import secret_box
+from core.access.secret_box import secret_box
+from core.db import session_scope
+from core.models import PackageIndex
 from core.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from worker import build_secrets

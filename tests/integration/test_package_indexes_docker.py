@@ -32,13 +32,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from adapters.docker.engine import DockerEngine
 from app.main import create_app
 from core.db import make_engine
 from core.settings import Settings
 from core.status import BuildStatus
 from tests.conftest import ADMIN_TOKEN, CA_BUNDLE, migrate, require, test_settings
 from tests.integration.builder import Builder, Outcome
-from worker.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

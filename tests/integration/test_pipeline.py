@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from core.advisories import load_osv, replace_advisories
-from core.builds import request_cancel
+from adapters.docker.engine import DockerEngine
+from core.builds.service import request_cancel
 from core.db import session_scope
 from core.models import Build, BuildArtifact
 from core.settings import Settings
 from core.status import BuildStatus
+from core.supply_chain.advisories import load_osv, replace_advisories
 from tests.conftest import ROOT, require
 from tests.integration.builder import Builder, builder_for
-from worker.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, select
 
+from adapters.docker.engine import DockerEngine
 from core.db import session_scope
 from core.models import BuildArtifact, ReuseClaim
 from core.settings import Settings
 from core.status import BuildStatus
 from tests.conftest import PROJECTS, zip_project
 from tests.integration.builder import Builder, builder_for
-from worker.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
+from core.builds.reuse import claim, decide, release
 from core.db import session_scope
 from core.models import Build, ReuseClaim
-from core.reuse import claim, decide, release
 from core.status import BuildStatus
 from tests.factories import queued_build
 

@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, update
 
+from adapters.docker.engine import DockerEngine
 from core.db import session_scope, utcnow
 from core.models import Build
 from core.settings import Settings
 from core.status import BuildStatus
 from core.transitions import transition
 from tests.factories import queued_build
-from worker.docker_engine import DockerEngine
 from worker.runner import execute_build, sweep
 
 

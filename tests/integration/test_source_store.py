@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from adapters.docker.engine import DockerEngine
 from core.settings import Settings
-from core.source_store import CHUNK_BYTES, DatabaseStore
+from core.sources.store import CHUNK_BYTES, DatabaseStore
 from core.status import BuildStatus
 from tests.integration.builder import Builder, builder_for
-from worker.docker_engine import DockerEngine
 
 
 def written(path: Path, size: int) -> tuple[Path, str]:

@@ -14,10 +14,10 @@ from sqlalchemy import Engine, update
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from app.main import create_app
+from core.access.tokens import BOOTSTRAP_OWNER
 from core.db import session_scope, utcnow
 from core.models import OwnerSettings
 from core.settings import Settings
-from core.tokens import BOOTSTRAP_OWNER
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.test_supply_chain import (
     Receiver,

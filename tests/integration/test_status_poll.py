@@ -16,13 +16,13 @@ from sqlalchemy import Engine, create_engine, text
 
 from app.hot_reads import HOT_READ_APPLICATION
 from app.main import create_app
-from core.auth import Caller
-from core.builds import get_build
+from core.access.caller import Caller
+from core.access.tokens import create_token, revoke_token
+from core.builds.resources import BuildOut, build_out
+from core.builds.service import get_build
 from core.db import session_scope
-from core.resources import BuildOut, build_out
 from core.settings import Settings
 from core.status import BuildStatus, Phase
-from core.tokens import create_token, revoke_token
 from core.transitions import enter_phase, transition
 from tests.conftest import ADMIN_TOKEN, migrate, test_settings
 from tests.factories import queued_build

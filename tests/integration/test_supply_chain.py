@@ -20,28 +20,28 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 
+from adapters.broker import QUEUE, WEBHOOK_QUEUE, create_celery
 from app.main import create_app
-from core.advisories import (
+from core.access.tokens import create_token
+from core.db import session_scope
+from core.models import Advisory, Build, OwnerSettings, WebhookDelivery
+from core.settings import Settings
+from core.sources.intake import accept_source, new_upload_path
+from core.sources.receive import receive_upload
+from core.sources.store import FolderStore
+from core.status import BuildStatus
+from core.supply_chain.advisories import (
     AdvisorySourceInvalid,
     database_status,
     find_vulnerabilities,
     load_osv,
     replace_advisories,
 )
-from core.db import session_scope
-from core.models import Advisory, Build, OwnerSettings, WebhookDelivery
-from core.settings import Settings
-from core.source_store import FolderStore
-from core.sources import accept_source, new_upload_path
-from core.status import BuildStatus
-from core.tokens import create_token
 from core.transitions import transition
-from core.uploads import receive_upload
-from core.webhooks import SIGNATURE_HEADER, verify
+from core.webhooks.message import SIGNATURE_HEADER, verify
 from tests.conftest import ADMIN_TOKEN, ROOT, test_settings, zip_project
 from tests.factories import queued_build, stored_source
 from tests.integration.test_api import assert_problem, queued_messages
-from worker.celery_app import QUEUE, WEBHOOK_QUEUE, create_celery
 from worker.supply_chain import write_provenance, write_sbom
 from worker.webhooks import (
     DELIVER,

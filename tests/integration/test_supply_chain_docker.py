@@ -25,18 +25,18 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
+from adapters.docker.engine import DockerEngine
 from app.main import create_app
-from core.advisories import load_osv, replace_advisories
+from core.builds.options import BuildOptions
 from core.db import make_engine, session_scope
 from core.models import BuildArtifact
-from core.options import BuildOptions
 from core.settings import Settings
 from core.status import BuildStatus, Phase
+from core.supply_chain.advisories import load_osv, replace_advisories
 from tests.conftest import ADMIN_TOKEN, ROOT, migrate, require, test_settings
 from tests.factories import queued_build
 from tests.integration.builder import Builder, Outcome
 from tests.unit.test_sbom import schema_errors
-from worker.docker_engine import DockerEngine
 from worker.supply_chain import (
     base_image_digest,
     installed_packages,

@@ -18,13 +18,13 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
+from adapters.docker.engine import DockerEngine
+from core.access.namespaces import cache_scope
+from core.builds.options import BuildOptions
 from core.errors import TagNotAllowed
-from core.namespaces import cache_scope
-from core.options import BuildOptions
 from core.settings import Settings
 from core.status import BuildStatus
 from tests.integration.builder import Builder, Outcome, builder_for
-from worker.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

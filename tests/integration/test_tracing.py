@@ -15,12 +15,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Engine
 
+from adapters.broker import QUEUE
+from adapters.docker.engine import DockerEngine
 from app.main import create_app
-from core import tracing
+from core.observability import tracing
 from core.settings import Settings
 from tests.conftest import ADMIN_TOKEN, require, zip_project
-from worker.celery_app import QUEUE
-from worker.docker_engine import DockerEngine
 from worker.tasks import run_traced
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]

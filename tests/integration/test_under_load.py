@@ -13,11 +13,11 @@ from sqlalchemy import Engine
 
 from app.main import create_app
 from app.quotas import OwnerSlots
+from core.access.tokens import create_token
+from core.builds.logs import LogSink, LogStream
 from core.db import session_scope
-from core.logs import LogSink, LogStream
 from core.settings import Settings
 from core.status import BuildStatus
-from core.tokens import create_token
 from core.transitions import transition
 from tests.conftest import migrate, test_settings
 from tests.factories import queued_build

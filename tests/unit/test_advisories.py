@@ -1,4 +1,5 @@
-"""core.advisories: OSV ranges and versions, severities, reading exports, merging aliases."""
+"""core.supply_chain.advisories: OSV ranges and versions, severities, reading exports, merging
+aliases."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from core.advisories import (
+from core.supply_chain.advisories import (
     AdvisorySourceInvalid,
     Finding,
     cvss3_base_score,

@@ -1,4 +1,5 @@
-"""core.archive: every rejection code, safe extraction, and hostile archives found by Hypothesis."""
+"""core.sources.archive: every rejection code, safe extraction, and hostile archives found by
+Hypothesis."""
 
 from __future__ import annotations
 
@@ -17,15 +18,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.archive import (
+from core.errors import ArchiveRejected
+from core.settings import Settings
+from core.sources.archive import (
     REJECTION_CODES,
     ArchiveSummary,
     _resolve_inside,
     extract_archive,
     inspect_archive,
 )
-from core.errors import ArchiveRejected
-from core.settings import Settings
 from tests.unit.zipcraft import (
     Member,
     central_headers,

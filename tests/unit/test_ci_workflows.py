@@ -1,12 +1,12 @@
-"""core.ci_workflows: the test job of a GitHub Actions workflow or .gitlab-ci.yml."""
+"""core.detection.ci_workflows: the test job of a GitHub Actions workflow or .gitlab-ci.yml."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from core.ci_workflows import CiJob, ci_test_job
-from core.test_sources import is_not_for_tests
+from core.detection.ci_workflows import CiJob, ci_test_job
+from core.detection.test_sources import is_not_for_tests
 
 _RUNNER = re.compile(r"\b(pytest|unittest|manage\.py test)\b")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from client.packing import PackingError, PackOptions, pack, select_files
-from core.archive import inspect_archive
+from core.sources.archive import inspect_archive
 from tests.conftest import test_settings
 
 

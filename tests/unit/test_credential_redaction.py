@@ -1,4 +1,4 @@
-"""core.credential_redaction: userinfo taken out of project files and log lines, nothing else."""
+"""core.sources.credentials: userinfo taken out of project files and log lines, nothing else."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.credential_redaction import (
+from core.sources.credentials import (
     REDACTED,
     FoundCredential,
     redact_line,

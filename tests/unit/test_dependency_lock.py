@@ -8,8 +8,8 @@ import tomllib
 import pytest
 from packaging.requirements import Requirement
 
-from core.advisories import normalize_name
-from core.lockfile import LockInvalid, locked_packages
+from core.detection.lockfile import LockInvalid, locked_packages
+from core.supply_chain.advisories import normalize_name
 from tests.conftest import ROOT
 
 LOCK = ROOT / "requirements.lock"

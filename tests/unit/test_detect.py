@@ -1,4 +1,4 @@
-"""core.detect: what a project's files say about building and testing it, and why."""
+"""core.detection.detect: what a project's files say about building and testing it, and why."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.detect import DetectionError, Plan, detect
+from core.detection.detect import DetectionError, Plan, detect
 
 AVAILABLE = ("3.9", "3.11", "3.13")
 DEFAULT = "3.11"

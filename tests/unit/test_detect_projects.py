@@ -1,4 +1,5 @@
-"""core.detect on the issue-3 project styles: lockfiles, manifests, versions, tests, start."""
+"""core.detection.detect on the issue-3 project styles: lockfiles, manifests, versions, tests,
+start."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.detect import DetectionError, Plan, detect
-from core.manifests import (
+from core.detection.detect import DetectionError, Plan, detect
+from core.detection.manifests import (
     pipfile_lock_requirements,
     poetry_constraint,
     poetry_dependencies,

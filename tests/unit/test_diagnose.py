@@ -1,4 +1,5 @@
-"""core.diagnose: real BuildKit plain-progress outputs mapped to the failure codes of API.md.
+"""core.results.diagnose: real BuildKit plain-progress outputs mapped to the failure codes of
+API.md.
 
 Every sample is verbatim output of `DOCKER_BUILDKIT=1 docker build --progress=plain` (Docker
 20.10, built-in BuildKit) as the worker sees it, one list item per line.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.diagnose import (
+from core.results.diagnose import (
     classify_build_failure,
     error_lines,
     failed_step,

@@ -1,4 +1,5 @@
-"""core.dockerfile: golden files for the fixture projects, and the properties every render keeps.
+"""core.dockerfile.render: golden files for the fixture projects, and the properties every render
+keeps.
 
 Regenerate the golden files after an intended change with `UPDATE_GOLDEN=1 make test` (or pytest),
 then review the diff.
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from core.detect import Plan, detect
-from core.dockerfile import (
+from core.detection.detect import Plan, detect
+from core.dockerfile.lint import frontend_reference, lint
+from core.dockerfile.render import (
     APP_UID,
     GENERATED_DIR,
     BaseImages,
@@ -23,7 +25,6 @@ from core.dockerfile import (
     healthcheck_probe,
     render,
 )
-from core.dockerfile_lint import frontend_reference, lint
 
 TESTS = Path(__file__).resolve().parent.parent
 PROJECTS = TESTS / "projects"

@@ -1,10 +1,10 @@
-"""core.dockerfile_lint: the rule set on real-world Dockerfile habits, and the frontend guard."""
+"""core.dockerfile.lint: the rule set on real-world Dockerfile habits, and the frontend guard."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.dockerfile_lint import frontend_reference, lint, parse
+from core.dockerfile.lint import frontend_reference, lint, parse
 
 
 def rules(text: str) -> list[tuple[str, int]]:

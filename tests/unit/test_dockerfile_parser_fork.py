@@ -16,7 +16,7 @@ import worker.tasks  # the Celery parent imports the tasks, the pipeline and the
 assert "dockerfile" not in sys.modules, "the Go parser was loaded at import"
 pid = os.fork()
 if pid == 0:
-    from core.dockerfile_syntax import image_uses
+    from core.dockerfile.syntax import image_uses
     text = "".join(
         f"FROM python:3.11 AS s{n}\\nRUN echo hi\\nCOPY --from=s{n} /a /b\\n" for n in range(20)
     )

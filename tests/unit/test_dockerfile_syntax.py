@@ -1,12 +1,12 @@
-"""core.dockerfile_syntax: each way a hand-written reader disagreed with BuildKit finds the image
+"""core.dockerfile.syntax: each way a hand-written reader disagreed with BuildKit finds the image
 or frontend BuildKit would use, or refuses the Dockerfile; cache mounts scoped per owner."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.dockerfile_lint import MAX_FINDINGS, lint
-from core.dockerfile_syntax import (
+from core.dockerfile.lint import MAX_FINDINGS, lint
+from core.dockerfile.syntax import (
     DockerfileInvalid,
     frontend_reference,
     image_uses,
@@ -15,7 +15,7 @@ from core.dockerfile_syntax import (
     refused_build_args,
     scope_cache_mounts,
 )
-from core.supply_chain_policy import check_base_images, final_base_image
+from core.supply_chain.policy import check_base_images, final_base_image
 
 ALLOWED = ["python:3.11"]
 

@@ -1,10 +1,10 @@
-"""core.image_user: root is root however the image spells it."""
+"""core.dockerfile.image_user: root is root however the image spells it."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.image_user import (
+from core.dockerfile.image_user import (
     NOBODY,
     ResolvedUser,
     UserNotResolved,

@@ -1,10 +1,10 @@
-"""core.junit: counting real pytest JUnit reports, and refusing anything else."""
+"""core.results.junit: counting real pytest JUnit reports, and refusing anything else."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.junit import TestCounts, parse_junit, summarize
+from core.results.junit import TestCounts, parse_junit, summarize
 
 # Written by pytest 8 (`--junitxml`, default xunit2 family) for the test files named in each.
 PASSING = (

@@ -1,10 +1,10 @@
-"""core.logs: the pure helpers that turn raw output into storable lines."""
+"""core.builds.logs: the pure helpers that turn raw output into storable lines."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.logs import MAX_LINE_CHARS, clean_line, split_lines, system_line
+from core.builds.logs import MAX_LINE_CHARS, clean_line, split_lines, system_line
 
 
 class TestSplitLines:

@@ -1,7 +1,7 @@
 import json
 import logging
 
-from core.logjson import JsonFormatter, logging_for_build
+from core.observability.json_logs import JsonFormatter, logging_for_build
 
 
 class TestJsonFormatter:

@@ -1,18 +1,19 @@
-"""core.namespaces: every image an owner's build creates, reads or pushes stays in its namespace."""
+"""core.access.namespaces: every image an owner's build creates, reads or pushes stays in its
+namespace."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.errors import TagNotAllowed
-from core.namespaces import (
+from core.access.namespaces import (
     OwnedTag,
     cache_scope,
     foreign_images,
     owner_component,
     push_target,
 )
-from core.supply_chain_policy import BaseImageUse
+from core.errors import TagNotAllowed
+from core.supply_chain.policy import BaseImageUse
 
 NAMESPACE = "imagebuilder/owners"
 

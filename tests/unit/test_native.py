@@ -1,4 +1,5 @@
-"""core.native: the Debian packages a project's native code needs, read from its build files."""
+"""core.detection.native: the Debian packages a project's native code needs, read from its build
+files."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.native import install_script, library_package, native_needs, pkg_config_package
+from core.detection.native import install_script, library_package, native_needs, pkg_config_package
 
 
 def needs(

@@ -1,4 +1,5 @@
-"""core.options: what a user may ask for, and the mistakes refused before a build is queued."""
+"""core.builds.options: what a user may ask for, and the mistakes refused before a build is
+queued."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from core.options import BuildOptions, is_valid_reference
+from core.builds.options import BuildOptions, is_valid_reference
 
 
 def options(**fields: Any) -> BuildOptions:

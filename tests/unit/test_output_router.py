@@ -1,9 +1,9 @@
-"""worker.docker_engine.OutputRouter: a container's output split into log lines, the wrapper's
+"""adapters.docker.engine.OutputRouter: a container's output split into log lines, the wrapper's
 findings and the JUnit report, in bounded memory whatever the container prints."""
 
 from __future__ import annotations
 
-from worker.docker_engine import MAX_PARTIAL_LINE, OutputRouter
+from adapters.docker.engine import MAX_PARTIAL_LINE, OutputRouter
 
 MARKER = "::imagebuilder-report::0123456789abcdef::"
 TAIL = f"{MARKER} limits pids_refused=3 tmp_full=0\n{MARKER} report\n<testsuites/>\n\n".encode()

@@ -1,4 +1,5 @@
-"""core.package_indexes and core.secret_box: validation, the files a build gets, encryption."""
+"""core.access.package_indexes and core.access.secret_box: validation, the files a build gets,
+encryption."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from core.auth import Caller
-from core.errors import Forbidden, InvalidOption
-from core.package_indexes import (
+from core.access.caller import Caller
+from core.access.package_indexes import (
     GLOBAL_SCOPE,
     BuildIndexes,
     IndexCredentials,
@@ -19,7 +19,8 @@ from core.package_indexes import (
     check_url,
     resolve_scope,
 )
-from core.secret_box import KEY_FILE, SecretBox, SecretUnreadable, secret_box
+from core.access.secret_box import KEY_FILE, SecretBox, SecretUnreadable, secret_box
+from core.errors import Forbidden, InvalidOption
 from tests.conftest import test_settings
 
 

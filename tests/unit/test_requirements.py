@@ -1,4 +1,5 @@
-"""core.requirements: includes, constraints, local paths and pip's line syntax, without pip."""
+"""core.detection.requirements: includes, constraints, local paths and pip's line syntax, without
+pip."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.requirements import Requirements, RequirementsError, read_requirements
+from core.detection.requirements import Requirements, RequirementsError, read_requirements
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.changes import compare, packages_of, project_of
-from core.options import BuildOptions
-from core.reuse import Inputs, tree_digest
+from core.builds.changes import compare, packages_of, project_of
+from core.builds.options import BuildOptions
+from core.builds.reuse import Inputs, tree_digest
 from core.settings import Settings
 
 

@@ -1,4 +1,5 @@
-"""core.sbom and core.provenance: the documents' shapes, dpkg status parsing, package URLs."""
+"""core.supply_chain.sbom and core.supply_chain.provenance: the documents' shapes, dpkg status
+parsing, package URLs."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from core.advisories import Finding
-from core.provenance import (
+from core.supply_chain.advisories import Finding
+from core.supply_chain.provenance import (
     BUILD_TYPE,
     PREDICATE_TYPE,
     STATEMENT_TYPE,
@@ -20,7 +21,7 @@ from core.provenance import (
     image_labels,
     provenance,
 )
-from core.sbom import (
+from core.supply_chain.sbom import (
     BomSubject,
     DebianPackage,
     Inventory,

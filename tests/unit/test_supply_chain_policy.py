@@ -1,4 +1,4 @@
-"""core.supply_chain_policy and the pure parts of worker.supply_chain: allowlist patterns, the
+"""core.supply_chain.policy and the pure parts of worker.supply_chain: allowlist patterns, the
 images a Dockerfile uses, the severity gate, push targets, the inventory listing's output."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from core.advisories import Finding
-from core.supply_chain_policy import (
+from core.supply_chain.advisories import Finding
+from core.supply_chain.policy import (
     blocking,
     check_base_images,
     final_base_image,

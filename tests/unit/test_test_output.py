@@ -1,9 +1,9 @@
-"""core.test_output: counts from unittest's (and Django's) console summary."""
+"""core.results.test_output: counts from unittest's (and Django's) console summary."""
 
 from __future__ import annotations
 
-from core.junit import TestCounts
-from core.test_output import pytest_counts, unittest_counts
+from core.results.junit import TestCounts
+from core.results.test_output import pytest_counts, unittest_counts
 
 
 class TestUnittestCounts:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.pytest_config import PluginNeeds, plugin_needs, read_pytest_config
-from core.test_runner import automation_command, runner_of, with_environment
+from core.detection.pytest_config import PluginNeeds, plugin_needs, read_pytest_config
+from core.detection.test_runner import automation_command, runner_of, with_environment
 from tests.unit.test_detect import has_reason, plan_for
 
 

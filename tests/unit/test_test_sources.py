@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from core.detect import DetectionError, detect
-from core.dockerfile import BaseImages, render
-from core.requirements import read_requirements
-from core.tox import expand_envlist
+from core.detection.detect import DetectionError, detect
+from core.detection.requirements import read_requirements
+from core.detection.tox import expand_envlist
+from core.dockerfile.render import BaseImages, render
 from tests.unit.test_detect import has_reason, plan_for
 
 TOX = """\

@@ -1,4 +1,4 @@
-"""core.uploads: streaming an upload to disk with a size limit, a hash, and no leftovers."""
+"""core.sources.receive: streaming an upload to disk with a size limit, a hash, and no leftovers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from core.errors import UploadTooLarge
 from core.settings import MiB
-from core.uploads import UploadedFile, receive_upload, receive_upload_async
+from core.sources.receive import UploadedFile, receive_upload, receive_upload_async
 
 CHUNKS = [b"PK\x03\x04", b"first chunk ", b"", b"second chunk"]
 CONTENT = b"".join(CHUNKS)

@@ -18,11 +18,11 @@ from sqlalchemy import Engine, select, update
 
 from app.main import create_app
 from app.web.routes import CONTENT_SECURITY_POLICY
+from core.access.tokens import create_token, revoke_token
 from core.db import session_scope, utcnow
 from core.models import Build, LogLine
 from core.settings import Settings
 from core.status import BuildStatus
-from core.tokens import create_token, revoke_token
 from tests.conftest import zip_project
 from tests.factories import queued_build
 

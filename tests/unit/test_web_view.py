@@ -9,8 +9,8 @@ import pytest
 
 from app.web.session import DashboardSession, valid_token_text
 from app.web.view import ago, build_args_field, build_seconds, duration, filesize, timeline
+from core.builds.resources import BuildOut, PhaseOut
 from core.errors import InvalidOption
-from core.resources import BuildOut, PhaseOut
 from core.status import BuildStatus, Phase
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)

@@ -1,4 +1,5 @@
-"""core.webhooks: the signature receivers check, and the addresses a webhook may never reach."""
+"""core.webhooks.message: the signature receivers check, and the addresses a webhook may never
+reach."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from core import webhook_signing
 from core.errors import WebhookRefused
-from core.webhooks import (
+from core.webhooks import signing as webhook_signing
+from core.webhooks.message import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,

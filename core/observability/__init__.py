@@ -1,0 +1,1 @@
+"""What operators see: JSON logs, OpenTelemetry traces and the figures /metrics reports."""

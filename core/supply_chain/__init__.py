@@ -1,0 +1,2 @@
+"""The supply chain of an image: its SBOM, provenance, the advisory database and the policy that
+decides what passes."""
