@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError as DatabaseOperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.docker import DockerUnavailable
 from core.errors import ImageBuilderError
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,18 @@ async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _docker_down(_request: Request, exc: Exception) -> JSONResponse:
+    # The one place a lost Docker daemon becomes an answer (exports, /plan's version check).
+    log.warning("Docker daemon unavailable: %s", exc)
+    return problem_response(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "The Docker daemon is unavailable; try again shortly.",
+        {"Retry-After": "5"},
+    )
+
+
 async def _no_connection_free(_request: Request, exc: Exception) -> JSONResponse:
     # Every pooled connection stayed busy for the pool's whole wait: overload, not a fault.
     log.warning("no database connection free: %s", exc)
@@ -107,4 +120,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DatabaseOperationalError, _database_down)
     app.add_exception_handler(PoolTimeout, _no_connection_free)
+    app.add_exception_handler(DockerUnavailable, _docker_down)
     app.add_exception_handler(Exception, _unexpected)

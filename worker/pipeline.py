@@ -41,8 +41,7 @@ from sqlalchemy import Engine, Row, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from adapters.docker.bases import available_python_versions
-from adapters.docker.engine import (
+from adapters.docker import (
     BuildStepFailed,
     CommandRun,
     DockerEngine,
@@ -52,6 +51,7 @@ from adapters.docker.engine import (
     TestOutcome,
     TestRun,
 )
+from adapters.docker.bases import available_python_versions
 from core.access.namespaces import cache_scope
 from core.access.secret_box import SecretUnreadable
 from core.builds.changes import changes_since_previous, project_of

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from adapters.docker.engine import DockerEngine, Stopped
+from adapters.docker import DockerEngine, Stopped
 from core.builds import reuse
 from core.builds.options import BuildOptions
 from core.db import session_scope

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, select, update
 
-from adapters.docker.engine import DockerEngine, DockerUnavailable
+from adapters.docker import DockerEngine, DockerUnavailable
 from core.builds.logs import LogSink, LogStream
 from core.builds.retention import purge_expired
 from core.builds.scheduling import claim_next

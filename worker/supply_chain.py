@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete
 
-from adapters.docker.engine import (
+from adapters.docker import (
     CommandRun,
     DockerEngine,
     DockerUnavailable,

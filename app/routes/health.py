@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from adapters.docker.engine import DockerEngine, DockerUnavailable
+from adapters.docker import DockerEngine, DockerUnavailable
 from app.deps import EngineDep, SettingsDep
 from app.problems import PROBLEM_JSON, problem_responses
 from core.settings import Settings

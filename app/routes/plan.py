@@ -11,8 +11,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from adapters.docker import DockerEngine
 from adapters.docker.bases import available_python_versions
-from adapters.docker.engine import DockerEngine, DockerUnavailable
 from app.deps import CurrentCaller, EngineDep, SettingsDep
 from app.problems import problem_responses
 from app.routes.builds import UPLOAD_BODY
@@ -22,7 +22,7 @@ from core.access.namespaces import cache_scope
 from core.builds.options import BuildOptions
 from core.detection.detect import DetectionError, detect
 from core.dockerfile.render import BaseImages, render
-from core.errors import ImageBuilderError, ServiceUnavailable
+from core.errors import ImageBuilderError
 from core.settings import SUPPORTED_PYTHON_VERSIONS, Settings
 from core.sources.archive import extract_archive
 from core.sources.credentials import redact_line, redact_project, warning_for
@@ -49,14 +49,11 @@ def _available_versions(settings: Settings) -> list[str]:
     where this API cannot see the build daemon), else those whose base images it holds."""
     if settings.pull_base_images or not settings.api_docker_access:
         return list(SUPPORTED_PYTHON_VERSIONS)
+    docker_engine = DockerEngine(settings.docker_cli, timeout=10)
     try:
-        docker_engine = DockerEngine(settings.docker_cli, timeout=10)
-        try:
-            return available_python_versions(settings, docker_engine)
-        finally:
-            docker_engine.close()
-    except DockerUnavailable as exc:
-        raise ServiceUnavailable(f"The Docker daemon is unavailable: {exc}") from exc
+        return available_python_versions(settings, docker_engine)
+    finally:
+        docker_engine.close()
 
 
 def _plan(archive: Path, options: BuildOptions, settings: Settings, owner: str) -> PlanOut:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.broker import enqueue_build
-from adapters.docker.engine import DockerEngine, DockerUnavailable
+from adapters.docker import DockerEngine
 from app.deps import (
     AdminCaller,
     BuildForCaller,
@@ -29,7 +29,7 @@ from app.quotas import holding
 from core.builds import rebuilds
 from core.builds.resources import BuildOut, build_out
 from core.db import utcnow
-from core.errors import ArtifactNotAvailable, ImageUnavailable, ServiceUnavailable
+from core.errors import ArtifactNotAvailable, ImageUnavailable
 from core.models import Build, BuildArtifact, OwnerSettings
 from core.status import BuildStatus
 from core.supply_chain.sbom import MEDIA_TYPE as CYCLONEDX
@@ -133,9 +133,9 @@ def export_image(
     slot = exports.take(caller.owner)
     try:
         engine = DockerEngine(settings.docker_cli)
-    except DockerUnavailable as exc:
+    except BaseException:
         slot.release()
-        raise ServiceUnavailable("The Docker daemon is unavailable; try again shortly.") from exc
+        raise
     try:
         info = engine.find_image(build.image_id)
         if info is None:
@@ -144,10 +144,6 @@ def export_image(
         tag = build.image_tag or ""
         name = next((t for t in (tag, f"{tag}:latest") if t in tags), None)
         chunks = engine.save_image(build.image_id, name=name, chunk_size=EXPORT_CHUNK_BYTES)
-    except DockerUnavailable as exc:
-        engine.close()
-        slot.release()
-        raise ServiceUnavailable("The Docker daemon is unavailable; try again shortly.") from exc
     except BaseException:
         engine.close()
         slot.release()

@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from adapters.broker import WEBHOOK_QUEUE
-from adapters.docker.engine import DockerEngine, DockerUnavailable
+from adapters.docker import DockerEngine, DockerUnavailable
 from core.settings import Settings
 from tests.conftest import ADMIN_TOKEN, ROOT, migrate, require, test_settings, zip_project
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from tests.conftest import PROJECTS, ROOT
 from tests.e2e.conftest import Service
 

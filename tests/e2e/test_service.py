@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from tests.e2e.conftest import Service, finished, submit_project, wait_for_build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from core.access.caller import Caller
 from core.builds.logs import iter_all_lines
 from core.builds.options import BuildOptions

@@ -10,7 +10,7 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine, text
 
-from adapters.docker.engine import DockerEngine, DockerUnavailable
+from adapters.docker import DockerEngine, DockerUnavailable
 from core.db import make_engine
 from core.settings import Settings
 from tests.conftest import migrate, require

@@ -349,6 +349,23 @@ class TestPlan:
         assert not any(settings.sources_dir.glob("*")) if settings.sources_dir.exists() else True
         assert list(settings.workspaces_dir.iterdir()) == []
 
+    def test_a_lost_docker_daemon_answers_503_not_500(
+        self, settings: Settings, sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # /plan asks the daemon which base images it holds; with no daemon at DOCKER_HOST the
+        # failure reaches the one DockerUnavailable handler.
+        monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        local = settings.model_copy(update={"pull_base_images": False, "api_docker_access": True})
+        with TestClient(create_app(local), raise_server_exceptions=False) as test_client:
+            response = test_client.post(
+                "/api/v1/plan",
+                files={"source": ("app.zip", zip_project("passing"))},
+                headers=AUTH,
+            )
+        assert_problem(response, 503, "unavailable")
+        assert "Docker daemon" in response.json()["detail"]
+        assert response.headers["retry-after"]
+
     def test_the_projects_own_dockerfile_is_returned(self, client: TestClient) -> None:
         response = client.post(
             "/api/v1/plan", files={"source": ("p.zip", zip_project("own_dockerfile"))}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from core.dockerfile.syntax import scope_cache_mounts
 from tests.conftest import require
 

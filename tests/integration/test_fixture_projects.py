@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from core.settings import Settings
 from core.status import BuildStatus
 from tests.conftest import PROJECTS

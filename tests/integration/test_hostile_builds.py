@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from core.builds.logs import SYSTEM_RESERVE_BYTES, iter_all_lines
 from core.models import LogLine
 from core.settings import MiB, Settings

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, func, select, text, update
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from app.main import create_app
 from core.builds.logs import LogSink, LogStream
 from core.db import make_engine, session_scope, utcnow

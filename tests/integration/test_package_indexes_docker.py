@@ -32,7 +32,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from app.main import create_app
 from core.db import make_engine
 from core.settings import Settings

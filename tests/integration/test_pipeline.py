@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from core.builds.service import request_cancel
 from core.db import session_scope
 from core.models import Build, BuildArtifact

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, select
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from core.db import session_scope
 from core.models import BuildArtifact, ReuseClaim
 from core.settings import Settings

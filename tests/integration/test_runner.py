@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, update
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from core.db import session_scope, utcnow
 from core.models import Build
 from core.settings import Settings

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from core.settings import Settings
 from core.sources.store import CHUNK_BYTES, DatabaseStore
 from core.status import BuildStatus

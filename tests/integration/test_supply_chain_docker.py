@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from app.main import create_app
 from core.builds.options import BuildOptions
 from core.db import make_engine, session_scope

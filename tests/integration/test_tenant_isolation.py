@@ -18,7 +18,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from core.access.namespaces import cache_scope
 from core.builds.options import BuildOptions
 from core.errors import TagNotAllowed

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from sqlalchemy import Engine
 
 from adapters.broker import QUEUE
-from adapters.docker.engine import DockerEngine
+from adapters.docker import DockerEngine
 from app.main import create_app
 from core.observability import tracing
 from core.settings import Settings

@@ -1,9 +1,9 @@
-"""adapters.docker.engine.OutputRouter: a container's output split into log lines, the wrapper's
+"""adapters.docker.output.OutputRouter: a container's output split into log lines, the wrapper's
 findings and the JUnit report, in bounded memory whatever the container prints."""
 
 from __future__ import annotations
 
-from adapters.docker.engine import MAX_PARTIAL_LINE, OutputRouter
+from adapters.docker.output import MAX_PARTIAL_LINE, OutputRouter
 
 MARKER = "::imagebuilder-report::0123456789abcdef::"
 TAIL = f"{MARKER} limits pids_refused=3 tmp_full=0\n{MARKER} report\n<testsuites/>\n\n".encode()
