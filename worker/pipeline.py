@@ -52,53 +52,38 @@ from adapters.docker import (
     TestRun,
 )
 from adapters.docker.bases import available_python_versions
-from core.access.namespaces import cache_scope
 from core.access.secret_box import SecretUnreadable
 from core.builds.changes import changes_since_previous, project_of
 from core.builds.logs import LogSink, LogStream
 from core.builds.options import BuildOptions
-from core.builds.reuse import release, tree_digest
+from core.builds.preparation import Preparation, PreparationRefused, Prepared, prepare
+from core.builds.reuse import release
 from core.db import retrying, session_scope, utcnow
-from core.detection.detect import DetectionError, Plan, detect
+from core.detection.detect import Plan
 from core.detection.native import NATIVE_RECORD_DIR
 from core.detection.test_runner import runner_of
 from core.dockerfile.image_user import needs_image_files, unprivileged_user
-from core.dockerfile.lint import lint
-from core.dockerfile.render import CA_SECRET_ID, FRESH_ARG, BaseImages, render
-from core.dockerfile.syntax import (
-    DockerfileInvalid,
-    image_uses,
-    refused_build_args,
-    scope_cache_mounts,
-)
+from core.dockerfile.render import CA_SECRET_ID, FRESH_ARG
 from core.dockerfile.syntax import parse as read_dockerfile
-from core.errors import ArchiveRejected
 from core.models import Build
 from core.observability import tracing
 from core.results.diagnose import classify_build_failure
 from core.results.junit import TestCounts, parse_junit, summarize
 from core.results.test_output import pytest_counts, unittest_counts
 from core.settings import MiB, Settings
-from core.sources.archive import extract_archive
-from core.sources.credentials import redact_line
 from core.sources.store import source_store
-from core.sources.workspace import ProjectRootMissing, project_root
 from core.status import BuildStatus, Failure, Phase
-from core.supply_chain.policy import final_base_image
 from core.supply_chain.provenance import image_labels
 from core.transitions import enter_phase, transition
 from worker import build_secrets
 from worker.reuse import ReuseStep
-from worker.supply_chain import base_image_digest, base_image_gate, publish_image, scan_image
+from worker.supply_chain import base_image_digest, publish_image, scan_image
 
 log = logging.getLogger(__name__)
 
 PYTEST_NO_TESTS = 5
 # pytest's exit code when collection errors (or a keyboard interrupt) stopped the session.
 PYTEST_INTERRUPTED = 2
-GENERATED_DOCKERFILE = "Dockerfile.imagebuilder"
-# The project's own Dockerfile as built (cache mounts scoped), beside the context, not in it.
-OWN_DOCKERFILE = "Dockerfile.project"
 # How long a web app may take to answer, and a command to finish `--help`.
 BOOT_SECONDS = 30
 _BOOT_DEADLINE = "boot_deadline"
@@ -280,30 +265,12 @@ class Pipeline:
             self.secrets.remove()
 
     def _run(self, options: BuildOptions, tag: str) -> Result:
-        root = self._prepare(options)
-        # The files as uploaded: before credentials are redacted or a Dockerfile is generated.
-        tree = tree_digest(root)
-        self._prepare_secrets(root)
-        plan = self._plan(root, options)
+        prepared = self._prepare(options)
+        plan = prepared.plan
         self.fields["project"] = project_of(options, plan.project_name)
-        buildkit_args = refused_build_args(list(options.build_args))
-        if buildkit_args:
-            raise ProjectFault(
-                Failure(
-                    "dockerfile_invalid",
-                    f"The build argument {buildkit_args[0]} is read by BuildKit itself (BUILDKIT_* "
-                    "arguments pick frontends and cache namespaces); it is refused.",
-                )
-            )
-        dockerfile, generated = self._dockerfile(root, plan, options)
+        dockerfile, generated = prepared.dockerfile_path, prepared.generated
         dockerfile_text = dockerfile.read_text(encoding="utf-8", errors="replace")
-        if not generated:
-            refused = base_image_gate(self.settings, dockerfile_text, options, self.owner)
-            if refused is not None:
-                raise ProjectFault(refused)
-        base = final_base_image(
-            dockerfile_text, options.build_args, target="runtime" if generated else None
-        )
+        base, root = prepared.base_image, prepared.root
         # The provenance's essentials, as labels of the image itself.
         self._provenance_labels = image_labels(
             source_sha256=self.source_sha256,
@@ -311,7 +278,9 @@ class Pipeline:
             base_image_digest=base_image_digest(self.docker, base) if base else None,
         )
 
-        reused = self._reuse(tree, options, dockerfile_text, plan.python_version, tag, generated)
+        reused = self._reuse(
+            prepared.tree, options, dockerfile_text, plan.python_version, tag, generated
+        )
         if reused is not None:
             return reused
 
@@ -451,10 +420,9 @@ class Pipeline:
         self.fields |= step.take(earlier, tag)
         return self._publish(earlier.image_id, tag)
 
-    def _prepare(self, options: BuildOptions) -> Path:
+    def _prepare(self, options: BuildOptions) -> Prepared:
         shutil.rmtree(self.workspace, ignore_errors=True)
-        extracted = self.workspace / "src"
-        extracted.mkdir(parents=True)
+        self.workspace.mkdir(parents=True)
         # From the store the API wrote it to: a folder on this machine, or the database.
         stored = source_store(self.settings, self.engine)
         source = stored.local_copy(self.source_sha256, self.workspace)
@@ -462,122 +430,37 @@ class Pipeline:
             raise ProjectFault(
                 Failure("source_missing", "The stored source of this build is gone.")
             )
+        context = Preparation(
+            settings=self.settings,
+            owner=self.owner,
+            build_id=self.build_id,
+            available_versions=available_python_versions(self.settings, self.docker),
+            take_credentials=self._take_credentials,
+            image_present=self.docker.image_exists,
+            say=self.say,
+        )
         try:
-            summary = extract_archive(source, extracted, self.settings)
-        except ArchiveRejected as exc:
-            raise ProjectFault(Failure(exc.code, exc.detail)) from exc
-        try:
-            root = project_root(extracted, summary, options.context_dir)
-        except ProjectRootMissing as exc:
-            raise ProjectFault(exc.failure) from exc
-        self.say(f"source: {summary.files} files, {summary.uncompressed_bytes / 1e6:.1f} MB")
-        return root
+            prepared = prepare(source, self.workspace, options, context)
+        except PreparationRefused as refused:
+            if refused.plan is not None:
+                self.fields["plan"] = refused.plan.to_dict()
+            if refused.dockerfile is not None:
+                self._save({"dockerfile": refused.dockerfile, "plan": self.fields["plan"]})
+            raise ProjectFault(refused.failure) from refused
+        self.fields["plan"] = prepared.plan.to_dict()
+        self._save({"dockerfile": prepared.dockerfile, "plan": self.fields["plan"]})
+        return prepared
 
-    def _plan(self, root: Path, options: BuildOptions) -> Plan:
-        try:
-            plan = detect(
-                root,
-                available_versions=self._available_versions(),
-                default_version=self.settings.default_python_version,
-                requested_version=options.python_version,
-                dockerfile=options.dockerfile,
-                test_command=options.test_command,
-            )
-        except DetectionError as exc:
-            raise ProjectFault(Failure("project_invalid", str(exc))) from exc
-        if self.secrets.warning is not None:
-            plan.warnings.insert(0, self.secrets.warning)
-        for reason in plan.reasons:
-            self.say(f"plan: {reason}")
-        for warning in plan.warnings:
-            self.say(f"warning: {warning}")
-        self.fields["plan"] = plan.to_dict()
-        return plan
-
-    def _prepare_secrets(self, root: Path) -> None:
+    def _take_credentials(self, root: Path) -> str | None:
+        """The package index secrets of this build, with the credentials found in the project's
+        files taken out of them; returns the plan's warning about those."""
         try:
             self.secrets = build_secrets.prepare(root, self.engine, self.settings, self.owner)
         except SecretUnreadable as exc:
             raise ProjectFault(Failure("package_index_unreadable", exc.detail)) from exc
         if self.secrets.summary is not None:
             self.say(self.secrets.summary)
-
-    def _available_versions(self) -> list[str]:
-        return available_python_versions(self.settings, self.docker)
-
-    def _dockerfile(self, root: Path, plan: Plan, options: BuildOptions) -> tuple[Path, bool]:
-        if plan.dockerfile is not None:
-            path = root / plan.dockerfile
-            size = path.stat().st_size
-            if size > self.settings.max_dockerfile_bytes:
-                raise ProjectFault(
-                    Failure(
-                        "dockerfile_invalid",
-                        f"{plan.dockerfile} is {size} bytes; at most "
-                        f"{self.settings.max_dockerfile_bytes} bytes are accepted.",
-                    )
-                )
-            # Already without credentials when its name says Dockerfile (redact_project); any
-            # other name is cleaned here, before it is stored, shown or built.
-            text = redact_line(path.read_text(encoding="utf-8", errors="replace"))
-            try:
-                read_dockerfile(text, max_bytes=self.settings.max_dockerfile_bytes)
-                refused = refused_build_args([], text)
-                image_uses(text, options.build_args)  # refuses what it cannot resolve
-                # What is built: the same file with every cache mount in the owner's scope.
-                scoped = scope_cache_mounts(text, cache_scope(self.owner))
-            except DockerfileInvalid as exc:
-                raise ProjectFault(
-                    Failure("dockerfile_invalid", f"{plan.dockerfile} is refused: {exc}.")
-                ) from exc
-            if refused:
-                raise ProjectFault(
-                    Failure(
-                        "dockerfile_invalid",
-                        f"{plan.dockerfile} declares ARG {refused[0]}: BUILDKIT_* arguments are "
-                        "read by BuildKit itself, so they are refused.",
-                    )
-                )
-            findings = lint(text)
-            plan.dockerfile_findings = [finding.to_dict() for finding in findings]
-            self.fields["plan"] = plan.to_dict()
-            for finding in findings:
-                self.say(f"dockerfile: {plan.dockerfile} {finding}")
-            if not findings:
-                self.say(f"dockerfile: {plan.dockerfile}: no lint findings")
-            self._save({"dockerfile": text, "plan": self.fields["plan"]})
-            built = self.workspace / OWN_DOCKERFILE
-            built.write_text(scoped, encoding="utf-8")
-            return built, False
-        bases = BaseImages(
-            builder=self.settings.builder_image(plan.python_version),
-            runtime=self.settings.runtime_image(plan.python_version),
-        )
-        if not self.settings.pull_base_images:
-            missing = [
-                image
-                for image in (bases.builder, bases.runtime)
-                if not self.docker.image_exists(image)
-            ]
-            if missing:
-                raise ProjectFault(
-                    Failure(
-                        "base_image_unavailable",
-                        f"Base image {missing[0]} is not available on this builder.",
-                    )
-                )
-        rendered = render(plan, bases, build_id=self.build_id, cache_id=cache_scope(self.owner))
-        for relative, content in rendered.files.items():
-            target = root / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, encoding="utf-8")
-        if rendered.dockerignore is not None:
-            (root / ".dockerignore").write_text(rendered.dockerignore, encoding="utf-8")
-            self.say(".dockerignore: generated (the project has none)")
-        path = self.workspace / GENERATED_DOCKERFILE
-        path.write_text(rendered.dockerfile, encoding="utf-8")
-        self._save({"dockerfile": rendered.dockerfile, "plan": self.fields["plan"]})
-        return path, True
+        return self.secrets.warning
 
     def _build(
         self,

@@ -1,6 +1,6 @@
 """The supply-chain steps of a build, called by the pipeline.
 
-    before the build   base_image_gate: a project's own Dockerfile may only use allowed images
+    before the build   core.supply_chain.gate.base_image_gate (the project's own Dockerfile)
     scanning phase     scan_image: the base image's digest, the inventory of the built image (a
                        short command in the locked-down test container), its matches in the
                        advisory database (the vulnerability gate) and the SBOM
@@ -31,7 +31,7 @@ from adapters.docker import (
     PushFailed,
     Watchdog,
 )
-from core.access.namespaces import foreign_images, owner_component, push_target
+from core.access.namespaces import push_target
 from core.builds.logs import LogStream, iter_all_lines
 from core.builds.options import BuildOptions
 from core.db import retrying, session_scope, utcnow
@@ -47,11 +47,8 @@ from core.supply_chain.advisories import (
     merge_aliases,
 )
 from core.supply_chain.policy import (
-    Violation,
     blocking,
-    check_base_images,
     final_base_image,
-    image_uses,
     parse_reference,
 )
 from core.supply_chain.provenance import ProvenanceInput, builder_version, provenance
@@ -319,40 +316,6 @@ def write_provenance(engine: Engine, build_id: str, statement: dict[str, Any]) -
 
 
 # --- base images --------------------------------------------------------------------------------
-
-
-def base_image_gate(
-    settings: Settings, dockerfile_text: str, options: BuildOptions, owner: str
-) -> Failure | None:
-    """For a project's own Dockerfile, before it is built: a failure naming every image use that
-    reads another owner's images, or that the allowlist refuses (the owner's own namespace is
-    always allowed; no allowlist: any other image)."""
-    uses = image_uses(dockerfile_text, options.build_args)
-    foreign = foreign_images(
-        uses, owner=owner, namespace=settings.image_namespace, registry_url=settings.registry_url
-    )
-    if foreign:
-        return Failure(
-            "base_image_not_allowed",
-            _violations_message(
-                [Violation(u.line, u.reference, "another owner's namespace") for u in foreign]
-            ),
-        )
-    allowlist = settings.allowed_base_images
-    if allowlist:
-        own = owner_component(owner)
-        prefixes = filter(None, (settings.image_namespace, settings.registry_url))
-        allowlist = [*allowlist, *(f"{prefix}/{own}/**" for prefix in prefixes)]
-    violations = check_base_images(dockerfile_text, allowlist, options.build_args)
-    if not violations:
-        return None
-    return Failure("base_image_not_allowed", _violations_message(violations))
-
-
-def _violations_message(violations: list[Violation]) -> str:
-    shown = "; ".join(str(v) for v in violations[:5])
-    more = f" (and {len(violations) - 5} more)" if len(violations) > 5 else ""
-    return f"The Dockerfile uses images that are not allowed here: {shown}{more}."
 
 
 def base_image_digest(docker: DockerEngine, reference: str) -> str | None:

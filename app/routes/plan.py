@@ -18,24 +18,26 @@ from app.problems import problem_responses
 from app.routes.builds import UPLOAD_BODY
 from app.submission import admit, given, parse_options
 from app.upload_body import read_upload
-from core.access.namespaces import cache_scope
 from core.builds.options import BuildOptions
-from core.detection.detect import DetectionError, detect
-from core.dockerfile.render import BaseImages, render
+from core.builds.preparation import Preparation, PreparationRefused, prepare
 from core.errors import ImageBuilderError
 from core.settings import SUPPORTED_PYTHON_VERSIONS, Settings
-from core.sources.archive import extract_archive
-from core.sources.credentials import redact_line, redact_project, warning_for
+from core.sources.credentials import redact_project, warning_for
 from core.sources.intake import new_upload_path
-from core.sources.workspace import ProjectRootMissing, project_root
+from core.status import Failure
 
 router = APIRouter(prefix="/api/v1", tags=["builds"])
 
 
-class ProjectInvalid(ImageBuilderError):
+class PlanRefused(ImageBuilderError):
+    """What would end a build in its preparing phase, with that build's failure code."""
+
     status = 400
     code = "project_invalid"
     title = "The project cannot be built as given"
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message, code=failure.code)
 
 
 class PlanOut(BaseModel):
@@ -44,54 +46,43 @@ class PlanOut(BaseModel):
     generated: bool
 
 
-def _available_versions(settings: Settings) -> list[str]:
+def _available_versions(settings: Settings, docker_engine: DockerEngine | None) -> list[str]:
     """The Python versions a build could use: every supported one where bases are pulled (or
     where this API cannot see the build daemon), else those whose base images it holds."""
-    if settings.pull_base_images or not settings.api_docker_access:
+    if docker_engine is None:
         return list(SUPPORTED_PYTHON_VERSIONS)
-    docker_engine = DockerEngine(settings.docker_cli, timeout=10)
-    try:
-        return available_python_versions(settings, docker_engine)
-    finally:
-        docker_engine.close()
+    return available_python_versions(settings, docker_engine)
 
 
 def _plan(archive: Path, options: BuildOptions, settings: Settings, owner: str) -> PlanOut:
     settings.workspaces_dir.mkdir(parents=True, exist_ok=True)
     workspace = Path(tempfile.mkdtemp(prefix="plan-", dir=settings.workspaces_dir))
+    # The build's own preparation, so that a plan passes exactly when a build would get past
+    # preparing. Credentials in the project's files are taken out as the build does; the base
+    # images are checked only where this API can see the build daemon.
+    docker_engine = None
     try:
-        extracted = workspace / "src"
-        extracted.mkdir()
-        summary = extract_archive(archive, extracted, settings)
-        root = project_root(extracted, summary, options.context_dir)
-        # As the build does: credentials in the project's files are never shown.
-        credentials_warning = warning_for(redact_project(root))
-        versions = _available_versions(settings)
-        plan = detect(
-            root,
-            available_versions=versions,
-            default_version=settings.default_python_version,
-            requested_version=options.python_version,
-            dockerfile=options.dockerfile,
-            test_command=options.test_command,
+        if settings.api_docker_access and not settings.pull_base_images:
+            docker_engine = DockerEngine(settings.docker_cli, timeout=10)
+        context = Preparation(
+            settings=settings,
+            owner=owner,
+            build_id="(plan)",
+            available_versions=_available_versions(settings, docker_engine),
+            take_credentials=lambda root: warning_for(redact_project(root)),
+            image_present=docker_engine.image_exists if docker_engine is not None else None,
+            say=lambda _line: None,
         )
-        if credentials_warning is not None:
-            plan.warnings.insert(0, credentials_warning)
-        if plan.dockerfile is not None:
-            text = redact_line(
-                (root / plan.dockerfile).read_text(encoding="utf-8", errors="replace")
-            )
-            return PlanOut(plan=plan.to_dict(), dockerfile=text, generated=False)
-        bases = BaseImages(
-            builder=settings.builder_image(plan.python_version),
-            runtime=settings.runtime_image(plan.python_version),
-        )
-        rendered = render(plan, bases, build_id="(plan)", cache_id=cache_scope(owner))
-        return PlanOut(plan=plan.to_dict(), dockerfile=rendered.dockerfile, generated=True)
-    except (DetectionError, ProjectRootMissing) as exc:
-        raise ProjectInvalid(str(exc)) from exc
+        prepared = prepare(archive, workspace, options, context)
+    except PreparationRefused as refused:
+        raise PlanRefused(refused.failure) from refused
     finally:
+        if docker_engine is not None:
+            docker_engine.close()
         shutil.rmtree(workspace, ignore_errors=True)
+    return PlanOut(
+        plan=prepared.plan.to_dict(), dockerfile=prepared.dockerfile, generated=prepared.generated
+    )
 
 
 @router.post(

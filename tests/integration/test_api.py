@@ -380,4 +380,36 @@ class TestPlan:
             files={"source": ("p.zip", zip_project("passing"))},
             data={"context_dir": "nope"},
         )
-        assert_problem(response, 400, "project_invalid")
+        # The code a build of the same upload fails with.
+        assert_problem(response, 400, "context_dir_missing")
+
+    @pytest.mark.parametrize(
+        ("dockerfile", "overrides", "code"),
+        [
+            # BuildKit reads BUILDKIT_* arguments itself: refused before building.
+            ("FROM imagebuilder/python:3.11\nARG BUILDKIT_SYNTAX\n", {}, "dockerfile_invalid"),
+            # Not on the allowlist.
+            (
+                "FROM elsewhere.example/python:3.11\n",
+                {"allowed_base_images": ["imagebuilder/python:*"]},
+                "base_image_not_allowed",
+            ),
+        ],
+    )
+    def test_refuses_what_the_build_would_refuse(
+        self,
+        settings: Settings,
+        sqlite_engine: Engine,
+        dockerfile: str,
+        overrides: dict[str, object],
+        code: str,
+    ) -> None:
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("Dockerfile", dockerfile)
+            zipped.writestr("app.py", "print('hi')\n")
+        with TestClient(create_app(settings.model_copy(update=overrides))) as test_client:
+            response = test_client.post(
+                "/api/v1/plan", files={"source": ("p.zip", archive.getvalue())}, headers=AUTH
+            )
+        assert_problem(response, 400, code)
